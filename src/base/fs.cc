@@ -1,0 +1,180 @@
+#include "base/fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace phoenix::base {
+namespace fs = std::filesystem;
+namespace {
+
+Error errno_error(std::string what, const fs::path& path, int err) {
+  ErrorKind kind = ErrorKind::kInternal;
+  if (err == ENOENT) kind = ErrorKind::kNotFound;
+  if (err == EACCES || err == EPERM) kind = ErrorKind::kPermission;
+  return Error(kind, what + " " + path.string() + ": " + std::strerror(err));
+}
+
+std::string random_suffix() {
+  std::random_device rd;
+  std::uniform_int_distribution<unsigned> dist(0, 0xFFFFFF);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%06x", dist(rd));
+  return buf;
+}
+
+Result<void> write_fd_fully(int fd, std::string_view content, const fs::path& path) {
+  const char* p = content.data();
+  std::size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(errno_error("cannot write", path, errno));
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return std::unexpected(errno_error("cannot sync", path, errno));
+  return {};
+}
+
+Result<void> write_new_file(const fs::path& path, std::string_view content, fs::perms mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                  static_cast<mode_t>(mode) & 0777);
+  if (fd < 0) return std::unexpected(errno_error("cannot create", path, errno));
+  auto written = write_fd_fully(fd, content, path);
+  ::close(fd);
+  if (!written) {
+    ::unlink(path.c_str());
+    return written;
+  }
+  // open() applied the umask; set the mode the caller asked for.
+  if (::chmod(path.c_str(), static_cast<mode_t>(mode) & 0777) != 0) {
+    int err = errno;
+    ::unlink(path.c_str());
+    return std::unexpected(errno_error("cannot chmod", path, err));
+  }
+  return {};
+}
+
+bool is_replaceable(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir / kTreeMarker, ec)) return true;
+  return fs::is_empty(dir, ec) && !ec;
+}
+
+}  // namespace
+
+Result<std::string> read_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::unexpected(errno_error("cannot read", path, errno));
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return std::unexpected(Error(ErrorKind::kInvalidInput, "cannot read " + path.string() +
+                                                               ": it is a directory"));
+  }
+  std::string out;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return std::unexpected(errno_error("cannot read", path, err));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Result<void> write_file_atomic(const fs::path& path, std::string_view content, fs::perms mode) {
+  fs::path tmp = path;
+  tmp += ".tmp-" + random_suffix();
+  PHX_TRY(write_new_file(tmp, content, mode));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return std::unexpected(errno_error("cannot rename into", path, err));
+  }
+  return {};
+}
+
+Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
+  std::error_code ec;
+  fs::path target = dir.has_filename() ? dir : dir.parent_path();
+  bool exists = fs::exists(target, ec);
+  if (exists && !fs::is_directory(target, ec)) {
+    return fail(ErrorKind::kInvalidInput, target.string() + " exists and is not a directory");
+  }
+  if (exists && !is_replaceable(target)) {
+    return fail(ErrorKind::kInvalidInput,
+                "refusing to replace " + target.string() +
+                    ": it is not empty and was not written by phoenix render; choose a new or "
+                    "empty directory");
+  }
+  fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  if (!fs::is_directory(parent, ec)) {
+    return fail(ErrorKind::kNotFound, "parent directory " + parent.string() + " does not exist");
+  }
+
+  fs::path staging = parent / ("." + target.filename().string() + ".tmp-" + random_suffix());
+  if (!fs::create_directory(staging, ec)) {
+    return fail(ErrorKind::kPermission, "cannot create " + staging.string() + ": " + ec.message());
+  }
+  auto cleanup = [&] { fs::remove_all(staging, ec); };
+  for (const auto& [rel, content] : files) {
+    fs::path p = staging / rel;
+    fs::create_directories(p.parent_path(), ec);
+    if (ec) {
+      cleanup();
+      return fail(ErrorKind::kInternal, "cannot create " + p.parent_path().string());
+    }
+    auto w = write_new_file(p, content,
+                            fs::perms::owner_read | fs::perms::owner_write |
+                                fs::perms::group_read | fs::perms::others_read);
+    if (!w) {
+      cleanup();
+      return w;
+    }
+  }
+  auto marker = write_new_file(staging / kTreeMarker, "written by phoenix render\n",
+                               fs::perms::owner_read | fs::perms::owner_write |
+                                   fs::perms::group_read | fs::perms::others_read);
+  if (!marker) {
+    cleanup();
+    return marker;
+  }
+  fs::permissions(staging, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                               fs::perms::others_read | fs::perms::others_exec, ec);
+
+  if (!exists) {
+    if (::rename(staging.c_str(), target.c_str()) != 0) {
+      int err = errno;
+      cleanup();
+      return std::unexpected(errno_error("cannot move output into", target, err));
+    }
+    return {};
+  }
+  // Swap the two directories in one step, then drop the old tree.
+  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
+    int err = errno;
+    cleanup();
+    return std::unexpected(errno_error("cannot swap output into", target, err));
+  }
+  fs::remove_all(staging, ec);  // now holds the previous tree
+  return {};
+}
+
+}  // namespace phoenix::base

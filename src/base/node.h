@@ -1,0 +1,91 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/source.h"
+
+namespace phoenix::base {
+
+// A parsed JSON or YAML value that remembers where it came from. Objects keep their members in
+// document order and the location of each key, so that diagnostics can point at either.
+class Node {
+ public:
+  enum class Kind : std::uint8_t { kNull, kBool, kInt, kDouble, kString, kArray, kObject };
+
+  struct Member;
+
+  Node() = default;
+  static Node null(SourceLoc loc = {});
+  static Node boolean(bool v, SourceLoc loc = {});
+  static Node integer(std::int64_t v, SourceLoc loc = {}, std::string text = {});
+  static Node real(double v, SourceLoc loc = {}, std::string text = {});
+  static Node string(std::string v, SourceLoc loc = {});
+  static Node array(SourceLoc loc = {});
+  static Node object(SourceLoc loc = {});
+
+  Kind kind() const { return kind_; }
+  SourceLoc loc() const { return loc_; }
+  void set_loc(SourceLoc loc) { loc_ = loc; }
+
+  bool is_null() const { return kind_ == Kind::kNull; }
+  bool is_bool() const { return kind_ == Kind::kBool; }
+  bool is_int() const { return kind_ == Kind::kInt; }
+  bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kDouble; }
+  bool is_string() const { return kind_ == Kind::kString; }
+  bool is_array() const { return kind_ == Kind::kArray; }
+  bool is_object() const { return kind_ == Kind::kObject; }
+  bool is_scalar() const { return kind_ != Kind::kArray && kind_ != Kind::kObject; }
+
+  bool as_bool() const { return bool_; }
+  std::int64_t as_int() const { return int_; }
+  double as_double() const { return kind_ == Kind::kInt ? static_cast<double>(int_) : double_; }
+  // For strings, the string; for numbers, their source text (e.g. "0.50"); for booleans and null,
+  // their canonical spelling.
+  const std::string& text() const { return text_; }
+
+  // Arrays.
+  const std::vector<Node>& items() const { return items_; }
+  std::vector<Node>& items() { return items_; }
+  void push_back(Node n) { items_.push_back(std::move(n)); }
+
+  // Objects.
+  const std::vector<Member>& members() const { return members_; }
+  std::vector<Member>& members() { return members_; }
+  const Node* find(std::string_view key) const;
+  Node* find(std::string_view key);
+  const Member* find_member(std::string_view key) const;
+  // Appends or replaces `key`; returns the stored value.
+  Node& set(std::string key, Node value, SourceLoc key_loc = {});
+  bool erase(std::string_view key);
+
+  std::size_t size() const { return kind_ == Kind::kArray ? items_.size() : members_.size(); }
+
+  // "string", "integer", "object", ... as a user would say it.
+  std::string_view kind_name() const;
+
+  friend bool operator==(const Node& a, const Node& b);  // compares values, not locations
+
+ private:
+  Kind kind_ = Kind::kNull;
+  bool bool_ = false;
+  std::int64_t int_ = 0;
+  double double_ = 0;
+  SourceLoc loc_;
+  std::string text_;
+  std::vector<Node> items_;
+  std::vector<Member> members_;
+};
+
+struct Node::Member {
+  std::string key;
+  SourceLoc key_loc;
+  Node value;
+};
+
+std::string_view kind_name(Node::Kind kind);
+
+}  // namespace phoenix::base
