@@ -13,7 +13,4 @@ namespace phoenix::config {
 // are expanded with a bound on the total size so that an alias bomb is an error, not an OOM.
 base::Result<base::Node> parse_yaml(std::string_view text, std::uint32_t file);
 
-// Types a plain (unquoted) scalar by the YAML 1.2 core schema.
-base::Node resolve_plain_scalar(const std::string& text, base::SourceLoc loc);
-
 }  // namespace phoenix::config

@@ -49,4 +49,19 @@ void Estate::reindex() {
   for (std::size_t i = 0; i < stacks.size(); ++i) stack_index_.emplace(stacks[i].name, i);
 }
 
+const StackEnvironment* resolve_environment(const Stack& stack, const StackRef& ref) {
+  if (ref.environment.present) return stack.environment(ref.environment.value);
+  if (const StackEnvironment* e = stack.environment("production")) return e;
+  if (stack.environments.size() == 1) return &stack.environments.front();
+  return nullptr;
+}
+
+std::span<const std::string_view> known_features() {
+  static constexpr std::string_view kFeatures[] = {
+      "base_setup", "trusted_ca", "step_cli",        "step_ca", "docker", "docker_proxy",
+      "traefik",    "nginx_gateway", "portainer_agent", "nvidia",  "vllm",
+  };
+  return kFeatures;
+}
+
 }  // namespace phoenix::model

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <string>
 #include <vector>
@@ -357,5 +358,12 @@ struct Estate {
   std::multimap<GuestId, std::size_t> guest_index_;
   std::map<std::string, std::size_t, std::less<>> stack_index_;
 };
+
+// The environment a docker_stacks entry deploys: the one it names; otherwise "production" when
+// the stack has it, or the stack's only environment. nullptr when none applies.
+const StackEnvironment* resolve_environment(const Stack& stack, const StackRef& ref);
+
+// The features Phoenix knows how to apply inside a guest.
+std::span<const std::string_view> known_features();
 
 }  // namespace phoenix::model

@@ -1,0 +1,74 @@
+#include "cli/context.h"
+
+#include <iostream>
+
+#include "validate/validate.h"
+
+namespace phoenix::cli {
+
+LoadedEstate load_and_validate(const GlobalOptions& g) {
+  config::LoadOptions opts{g.config_dir, g.stacks_dir, g.bin_dir};
+  config::DiskTree tree;
+  config::LoadResult r = config::load_estate(opts, tree);
+  LoadedEstate out{std::move(r.estate), std::move(r.diags)};
+  validate::validate_estate(*out.estate, out.diags);
+  return out;
+}
+
+void print_diagnostics(const LoadedEstate& loaded, const GlobalOptions& g) {
+  base::TextStyle style{g.colour};
+  for (const base::Diagnostic& d : loaded.diags.sorted()) {
+    std::cerr << base::format_diagnostic(d, loaded.estate->sources, style);
+  }
+  if (!loaded.diags.empty()) std::cerr << base::summarize(loaded.diags) << ".\n";
+}
+
+nlohmann::json diagnostics_json(const LoadedEstate& loaded) {
+  nlohmann::json list = nlohmann::json::array();
+  const base::SourceManager& src = loaded.estate->sources;
+  for (const base::Diagnostic& d : loaded.diags.sorted()) {
+    nlohmann::json j = {{"severity", base::to_string(d.severity)},
+                        {"code", d.code},
+                        {"message", d.message}};
+    if (d.loc.has_file()) {
+      j["file"] = src.path(d.loc.file);
+      if (d.loc.has_line()) {
+        j["line"] = d.loc.line;
+        j["column"] = d.loc.col;
+        j["source_line"] = std::string(src.line_text(d.loc));
+      }
+    }
+    if (!d.hint.empty()) j["hint"] = d.hint;
+    if (!d.related.empty()) {
+      nlohmann::json rel = nlohmann::json::array();
+      for (const auto& r : d.related) {
+        nlohmann::json jr = {{"message", r.message}};
+        if (r.loc.has_file()) {
+          jr["file"] = src.path(r.loc.file);
+          if (r.loc.has_line()) {
+            jr["line"] = r.loc.line;
+            jr["column"] = r.loc.col;
+          }
+        }
+        rel.push_back(std::move(jr));
+      }
+      j["related"] = std::move(rel);
+    }
+    list.push_back(std::move(j));
+  }
+  return {{"diagnostics", list},
+          {"errors", loaded.diags.error_count()},
+          {"warnings", loaded.diags.warning_count()}};
+}
+
+void print_json(const nlohmann::json& doc) { std::cout << doc.dump(2) << '\n'; }
+
+void print_error(const GlobalOptions& g, const std::string& message) {
+  if (g.output == OutputFormat::kJson) {
+    print_json({{"error", message}});
+  } else {
+    std::cerr << "phoenix: error: " << message << '\n';
+  }
+}
+
+}  // namespace phoenix::cli

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/diagnostics.h"
+#include "config/loader.h"
+
+namespace phoenix::cli {
+
+// Exit codes (DESIGN.md §3).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInvalid = 1;
+inline constexpr int kExitPartial = 2;
+inline constexpr int kExitLocked = 3;
+inline constexpr int kExitUnreachable = 4;
+
+enum class OutputFormat { kText, kJson };
+
+// Options every command takes.
+struct GlobalOptions {
+  std::string config_dir;
+  std::optional<std::string> stacks_dir;
+  std::optional<std::string> bin_dir;
+  OutputFormat output = OutputFormat::kText;
+  int jobs = 4;
+  bool dry_run = false;
+  int verbose = 0;
+  bool colour = false;  // decided from the terminal and NO_COLOR
+};
+
+struct LoadedEstate {
+  std::unique_ptr<model::Estate> estate;
+  base::Diagnostics diags;
+};
+
+// Loads and validates the estate.
+LoadedEstate load_and_validate(const GlobalOptions& g);
+
+// Prints diagnostics as text on stderr (with a summary line), or returns them as JSON records.
+void print_diagnostics(const LoadedEstate& loaded, const GlobalOptions& g);
+nlohmann::json diagnostics_json(const LoadedEstate& loaded);
+
+// Prints `doc` on stdout as indented JSON.
+void print_json(const nlohmann::json& doc);
+
+// "phoenix: error: <message>" on stderr, or {"error": ...} on stdout under --output json.
+void print_error(const GlobalOptions& g, const std::string& message);
+
+}  // namespace phoenix::cli

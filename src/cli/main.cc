@@ -1,0 +1,90 @@
+// phoenix: the command line. Thin by design: parse arguments, call one command, map the result
+// to an exit code.
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "config/loader.h"
+
+namespace {
+
+using phoenix::cli::GlobalOptions;
+using phoenix::cli::OutputFormat;
+
+std::string default_config_dir() {
+  if (const char* env = std::getenv("PHOENIX_CONFIG_DIR"); env && *env) return env;
+  return phoenix::config::kDefaultConfigDir;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"Phoenix: declarative orchestrator for a Proxmox VE platform"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  GlobalOptions g;
+  g.config_dir = default_config_dir();
+  std::string output = "text";
+  app.add_option("-C,--config-dir", g.config_dir,
+                 "directory holding the estate's JSON files (default: $PHOENIX_CONFIG_DIR, else "
+                 "/usr/local/phoenix_hypervisor/etc)");
+  app.add_option("--stacks-dir", g.stacks_dir, "stacks directory (default: ../stacks beside -C)");
+  app.add_option("--bin-dir", g.bin_dir, "scripts directory (default: ../bin beside -C)");
+  app.add_option("--output", output, "output format")->check(CLI::IsMember({"text", "json"}));
+  app.add_option("-j,--jobs", g.jobs, "parallel actions")->check(CLI::Range(1, 256));
+  app.add_flag("--dry-run", g.dry_run, "show what would change, change nothing");
+  app.add_flag("-v,--verbose", g.verbose, "more detail (repeatable)");
+
+  auto* validate = app.add_subcommand("validate", "check the estate and report every problem");
+
+  phoenix::cli::RenderOptions render_opts;
+  auto* render = app.add_subcommand("render", "write every generated configuration file");
+  render->add_option("--out", render_opts.out_dir, "output directory, replaced atomically")
+      ->required();
+
+  phoenix::cli::PlanOptions plan_opts;
+  auto* plan = app.add_subcommand("plan", "list the actions that would converge the platform");
+  plan->add_option("ids", plan_opts.ids, "only these guests (and what they depend on)");
+  plan->add_option("--observed", plan_opts.observed_file,
+                   "observed state snapshot (docs/snapshot-format.md); default: empty platform");
+
+  auto* snapshot = app.add_subcommand(
+      "snapshot", "print the desired state as a snapshot (the platform as it would be converged)");
+
+  phoenix::cli::GraphOptions graph_opts;
+  auto* graph = app.add_subcommand("graph", "print the dependency graph");
+  graph->add_option("--format", graph_opts.format, "dot or mermaid")
+      ->check(CLI::IsMember({"dot", "mermaid"}));
+  graph->add_flag("--guests", graph_opts.guests_only, "guests and stacks only");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : phoenix::cli::kExitInvalid;
+  }
+  g.output = output == "json" ? OutputFormat::kJson : OutputFormat::kText;
+  g.colour = isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr;
+
+  if (*validate) return phoenix::cli::run_validate(g);
+  if (*render) return phoenix::cli::run_render(g, render_opts);
+  if (*plan) return phoenix::cli::run_plan(g, plan_opts);
+  if (*snapshot) return phoenix::cli::run_snapshot(g);
+  if (*graph) return phoenix::cli::run_graph(g, graph_opts);
+  return phoenix::cli::kExitInvalid;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "phoenix: error: " << e.what() << '\n';
+  } catch (...) {
+    std::cerr << "phoenix: error: unexpected failure\n";
+  }
+  return phoenix::cli::kExitPartial;
+}

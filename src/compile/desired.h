@@ -1,0 +1,149 @@
+#pragma once
+
+// The desired state: everything Phoenix derives from the estate, as typed records for the
+// renderers and as a flat list of resources (id, dependencies, fields) for the planner.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/node.h"
+#include "base/source.h"
+#include "model/estate.h"
+
+namespace phoenix::compile {
+
+using model::GuestId;
+
+// The five stages of `sync all` (DESIGN.md §6), plus the guests themselves, which `create`
+// provisions before any stage can use them.
+enum class Stage : int {
+  kGuests = 0,
+  kInfrastructure = 1,
+  kSwarm = 2,
+  kCoreServices = 3,
+  kGateways = 4,
+  kStacks = 5,
+};
+
+std::string_view to_string(Stage stage);
+
+// Well-known places inside guests. Kept together so that renderers, the planner and later the
+// providers agree on them.
+struct Paths {
+  static constexpr const char* kTraefikStatic = "/etc/traefik/traefik.yml";
+  static constexpr const char* kTraefikDynamicDir = "/etc/traefik/dynamic";
+  static constexpr const char* kTraefikDynamic = "/etc/traefik/dynamic/dynamic_conf.yml";
+  static constexpr const char* kTraefikCertDir = "/etc/traefik/certs";
+  static constexpr const char* kNginxSite = "/etc/nginx/sites-available/phoenix-gateway";
+  static constexpr const char* kNginxCertDir = "/etc/nginx/ssl";
+  static constexpr const char* kVllmUnit = "/etc/systemd/system/vllm.service";
+  static constexpr const char* kVllmCertDir = "/etc/vllm/ssl";
+  static constexpr const char* kRootCaName = "phoenix_root_ca.crt";
+  static constexpr const char* kDnsRecords = "/etc/dnsmasq.d/00-phoenix-internal.conf";
+  static constexpr const char* kFirewallDir = "/etc/pve/firewall";
+};
+
+inline constexpr const char* kTraefikNetwork = "traefik-public";
+
+// A route of Traefik's file provider, for an LXC or VM `traefik_service`.
+struct Route {
+  std::string name;  // router, service and host label
+  std::string host;  // <name>.<domain>
+  std::string url;   // backend
+  bool https = false;
+  GuestId guest = 0;
+};
+
+struct DnsRecord {
+  std::string host;
+  std::string ip;
+  std::string reason;  // "guest LXC 101", "route of LXC 102", "stack qdrant_service"
+};
+
+struct FirewallRule {
+  std::string direction;  // IN | OUT
+  std::string action;
+  std::string source, dest, proto, dport, iface, comment;
+};
+
+struct FirewallRuleset {
+  std::optional<GuestId> guest;  // nullopt: cluster-wide
+  bool enabled = false;
+  std::string policy_in, policy_out;  // cluster only; empty when unset
+  std::vector<FirewallRule> rules;
+};
+
+struct StackDeployment {
+  std::string stack;
+  std::string environment;
+  GuestId vm = 0;          // the VM whose docker_stacks names it
+  base::Node compose;      // deployable: variables substituted, labels and network attached
+  std::vector<std::string> routed_hosts;
+};
+
+struct VllmService {
+  GuestId guest = 0;
+  std::string guest_name;
+  std::vector<std::string> argv;  // ExecStart
+  std::vector<int> gpus;
+  std::int64_t port = 0;
+};
+
+struct Certificate {
+  std::string name;  // e.g. "gateway", "traefik", "vllm-801"
+  GuestId guest = 0;
+  std::string common_name;
+  std::vector<std::string> sans;
+  std::string cert_path, key_path;  // in the guest
+};
+
+struct Gateway {
+  GuestId guest = 0;
+  std::string domain;
+  std::string upstream;  // http://<traefik ip>:80
+  std::string cert_path, key_path;
+};
+
+struct TraefikInstance {
+  GuestId guest = 0;
+  std::string ip;
+  std::optional<std::string> swarm_endpoint;  // tcp://<manager>:2376
+};
+
+// One thing Phoenix converges, as the planner sees it.
+struct Resource {
+  std::string id;    // "<kind>/<name>", unique
+  std::string kind;  // lxc, vm, dns, firewall, cert, swarm-node, network, core-service, stack, file
+  std::string name;
+  Stage stage = Stage::kGuests;
+  std::optional<GuestId> owner;    // the guest it belongs to, for `plan <ids>`
+  std::vector<std::string> deps;   // ids of resources that must exist first
+  nlohmann::json fields = nlohmann::json::object();
+};
+
+struct Desired {
+  std::string domain;
+  std::vector<Route> routes;
+  std::vector<DnsRecord> dns;  // sorted by host
+  std::vector<FirewallRuleset> firewalls;
+  std::vector<StackDeployment> stacks;
+  std::vector<VllmService> vllm;
+  std::vector<Certificate> certificates;
+  std::optional<Gateway> gateway;
+  std::optional<TraefikInstance> traefik;
+  std::vector<Resource> resources;  // sorted by id
+};
+
+// Derives the desired state. Expects an estate without validation errors; values that are
+// still unusable are skipped rather than trusted.
+Desired compile_estate(const model::Estate& estate);
+
+// A Node as JSON (for resource fields).
+nlohmann::json to_json(const base::Node& node);
+
+}  // namespace phoenix::compile
