@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's second command, and what CI runs: installs what the tests need, builds the ci
+# preset (warnings as errors, sanitizers) and runs every test through CTest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh ci
+ctest --preset ci "$@"

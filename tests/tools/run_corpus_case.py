@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+"""Runs `phoenix validate` on one broken estate and compares its output with the case's files.
+
+A case directory holds an estate (etc/, and stacks/ and bin/ when needed) and:
+  expected.txt   the exact text phoenix prints on stderr (diagnostics and summary)
+  expected.json  optional: the exact `--output json` document
+The case must make phoenix exit 1. Set PHOENIX_UPDATE_CORPUS=1 to rewrite expected.txt.
+"""
+import difflib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+
+def main():
+    phoenix, case = sys.argv[1], pathlib.Path(sys.argv[2])
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("PHOENIX_CONFIG_DIR", None)
+    run = subprocess.run([phoenix, "-C", "etc", "validate"], cwd=case, env=env,
+                         capture_output=True, text=True, timeout=60)
+    expected_file = case / "expected.txt"
+    if os.environ.get("PHOENIX_UPDATE_CORPUS") == "1":
+        expected_file.write_text(run.stderr)
+    expected = expected_file.read_text()
+    ok = True
+    if run.returncode != 1:
+        print(f"{case.name}: exit code {run.returncode}, expected 1", file=sys.stderr)
+        ok = False
+    if run.stderr != expected:
+        print(f"{case.name}: diagnostics differ from expected.txt:", file=sys.stderr)
+        sys.stderr.writelines(difflib.unified_diff(
+            expected.splitlines(True), run.stderr.splitlines(True), "expected", "actual"))
+        ok = False
+    json_file = case / "expected.json"
+    if json_file.exists():
+        js = subprocess.run([phoenix, "-C", "etc", "--output", "json", "validate"], cwd=case,
+                            env=env, capture_output=True, text=True, timeout=60)
+        if json.loads(js.stdout) != json.loads(json_file.read_text()):
+            print(f"{case.name}: --output json differs from expected.json", file=sys.stderr)
+            ok = False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
