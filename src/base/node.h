@@ -50,7 +50,7 @@ class Node {
   // Arrays.
   const std::vector<Node>& items() const { return items_; }
   std::vector<Node>& items() { return items_; }
-  void push_back(Node n) { items_.push_back(std::move(n)); }
+  void push_back(Node n);
 
   // Objects.
   const std::vector<Member>& members() const { return members_; }
@@ -62,7 +62,7 @@ class Node {
   Node& set(std::string key, Node value, SourceLoc key_loc = {});
   bool erase(std::string_view key);
 
-  std::size_t size() const { return kind_ == Kind::kArray ? items_.size() : members_.size(); }
+  std::size_t size() const;
 
   // "string", "integer", "object", ... as a user would say it.
   std::string_view kind_name() const;
@@ -85,6 +85,13 @@ struct Node::Member {
   SourceLoc key_loc;
   Node value;
 };
+
+// Defined after Member is complete: clang instantiates std::vector<Member>'s members at the point
+// of an inline definition inside the class.
+inline void Node::push_back(Node n) { items_.push_back(std::move(n)); }
+inline std::size_t Node::size() const {
+  return kind_ == Kind::kArray ? items_.size() : members_.size();
+}
 
 std::string_view kind_name(Node::Kind kind);
 

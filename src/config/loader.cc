@@ -659,6 +659,7 @@ class Loader {
           }
         } else {
           stack.has_compose = false;
+          stack.compose_unreadable = true;
         }
       }
       if (stack.has_manifest) {

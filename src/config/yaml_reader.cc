@@ -2,12 +2,14 @@
 
 #include "base/scalar.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <sstream>
 
 namespace phoenix::config {
 namespace {
@@ -17,7 +19,9 @@ using base::Node;
 using base::SourceLoc;
 
 constexpr int kMaxDepth = 128;
-constexpr std::size_t kMaxNodes = 2'000'000;
+// Far more values than any real file holds, yet few enough to convert in well under a second.
+constexpr std::size_t kMaxNodes = 100'000;
+constexpr std::size_t kMaxDocuments = 100;
 
 // yaml-cpp's parser recurses per nesting level; refuse input nested deeper than any real file
 // before handing it over, so that hostile input cannot overflow the stack.
@@ -50,6 +54,24 @@ std::optional<SourceLoc> find_excessive_flow_nesting(std::string_view text, std:
   }
   return std::nullopt;
 }
+
+// Only counts documents. yaml-cpp 0.7 reports an endless stream of empty documents for some
+// invalid input (e.g. `{a},b`), so YAML::LoadAll never returns; counting with a bound does.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
 
 class Converter {
  public:
@@ -109,6 +131,9 @@ class Converter {
             sources.push_back(&m);
           } else if (m.is_array()) {
             for (const Node& item : m.items()) sources.push_back(&item);
+          } else {
+            return base::fail(ErrorKind::kInvalidInput, "a merge key (<<) needs a mapping",
+                              m.loc());
           }
           for (const Node* src : sources) {
             if (!src->is_object()) {
@@ -150,14 +175,20 @@ base::Result<Node> parse_yaml(std::string_view text, std::uint32_t file) {
   }
   YAML::Node root;
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.size() > 1) {
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    std::size_t docs = 0;
+    while (docs <= kMaxDocuments && parser.HandleNextDocument(counter)) ++docs;
+    if (docs > 1) {
       return base::fail(ErrorKind::kInvalidInput,
-                        "the file holds " + std::to_string(docs.size()) +
+                        "the file holds " +
+                            (docs > kMaxDocuments ? "more than " + std::to_string(kMaxDocuments)
+                                                  : std::to_string(docs)) +
                             " YAML documents; expected one",
                         SourceLoc{file, 0, 0});
     }
-    if (!docs.empty()) root = docs.front();
+    if (docs == 1) root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     SourceLoc loc{file, 0, 0};
     if (!e.mark.is_null()) {

@@ -235,6 +235,7 @@ struct Stack {
   SourceLoc compose_loc;
   bool has_manifest = false;
   bool has_compose = false;
+  bool compose_unreadable = false;  // present but failed to parse (already reported)
   Val<std::string> description;
   std::vector<StackEnvironment> environments;
   base::Node compose;  // the compose file as written

@@ -110,6 +110,12 @@ bool is_plain_safe(std::string_view t) {
     if (t == w) return false;  // booleans to YAML 1.1 readers such as Go's yaml.v2
   }
   if (t.front() == ' ' || t.back() == ' ') return false;
+  if (t == "<<") return false;  // would read back as a merge key
+  // "80:80" is a base-60 number to YAML 1.1 readers.
+  if (t.find(':') != std::string_view::npos &&
+      t.find_first_not_of("0123456789:._+-") == std::string_view::npos) {
+    return false;
+  }
   static constexpr std::string_view kSpecialStart = "-?:,[]{}#&*!|>'\"%@`";
   if (kSpecialStart.find(t.front()) != std::string_view::npos) {
     // "-x" and "/path" are common; only '-' followed by a non-space is safe.

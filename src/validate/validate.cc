@@ -164,7 +164,13 @@ class Validator {
       d_.error("missing-key", g.loc, g.label() + " has no \"name\"",
                "the name becomes the guest's host name");
     } else {
-      check_dns_name(g.name, "host name of " + g.label());
+      if (!model::is_dns_name(g.name.value)) {
+        d_.error("bad-hostname", g.name.loc,
+                 "host name \"" + g.name.value + "\" of " + std::string(model::to_string(g.kind)) +
+                     " " + std::to_string(g.id) + " is not a valid DNS name",
+                 "use letters, digits and hyphens, at most 63 characters per label, no leading "
+                 "or trailing hyphen");
+      }
     }
     for (const auto& f : g.features) {
       auto known = model::known_features();
@@ -254,7 +260,8 @@ class Validator {
                                                                  "infrastructure", "server"};
       if (!kRoles.count(g.portainer_role.value)) {
         d_.error("bad-value", g.portainer_role.loc,
-                 "portainer_role \"" + g.portainer_role.value + "\" is not primary, agent or none");
+                 "portainer_role \"" + g.portainer_role.value +
+                     "\" is not primary, agent, server, infrastructure or none");
       }
     }
     check_vllm(g);
@@ -395,20 +402,22 @@ class Validator {
                up == "ACCEPT" || up == "DROP" || up == "REJECT" ? "write it in capitals: " + up
                                                                  : "");
     }
+    bool proto_ok = true;
     if (r.proto.present) {
       static const std::set<std::string, std::less<>> kProtos = {
           "tcp", "udp", "icmp", "icmpv6", "ipv6-icmp", "sctp", "udplite", "gre", "esp", "ah"};
       if (!kProtos.count(r.proto.value)) {
+        proto_ok = false;
         d_.error("bad-firewall-rule", r.proto.loc,
                  "firewall proto \"" + r.proto.value + "\" is not a known protocol",
                  "use tcp, udp, icmp, icmpv6, sctp, gre, esp or ah");
       }
     }
-    if (r.port.present) {
+    if (r.port.present && proto_ok) {
       if (!r.proto.present || (r.proto.value != "tcp" && r.proto.value != "udp" &&
                                r.proto.value != "sctp" && r.proto.value != "udplite")) {
-        d_.error("bad-firewall-rule", r.port.loc, "firewall rule has a port but no tcp or udp proto",
-                 "add \"proto\": \"tcp\" (ports only exist for tcp, udp and sctp)");
+        d_.error("bad-firewall-rule", r.port.loc, "firewall rule has a port but its proto has no ports",
+                 "add \"proto\": \"tcp\" (ports exist for tcp, udp, sctp and udplite)");
       }
       for (const std::string& part : base::split(r.port.value, ',')) {
         if (!valid_port_or_range(base::trim(part))) {
@@ -624,6 +633,7 @@ class Validator {
 
   void check_stacks() {
     for (const model::Stack& s : e_.stacks) {
+      if (s.compose_unreadable) continue;  // its syntax error is already reported
       if (!s.has_compose) {
         d_.error("missing-file", s.manifest_loc,
                  "stack " + s.name + " has phoenix.json but no docker-compose.yml",
@@ -820,7 +830,11 @@ class Validator {
     }
     for (const std::string& host : parsed.hosts) {
       if (host.find('$') == std::string::npos && !model::is_dns_name(host)) {
-        d_.error("bad-hostname", label_loc, "Host(`" + host + "`) is not a valid DNS name",
+        std::size_t at = rule.find(host);
+        d_.error("bad-hostname",
+                 at == std::string::npos ? label_loc
+                                         : inside_string(label_loc, offset_in_label + at),
+                 "Host(`" + host + "`) is not a valid DNS name",
                  "use letters, digits, hyphens and dots only");
       }
     }

@@ -1,0 +1,146 @@
+#include "base/fs.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <unistd.h>
+
+namespace phoenix::base {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path_ = fs::temp_directory_path() /
+            ("phoenix-fs-test-" + std::to_string(::getpid()) + "-" + std::to_string(stamp) + "-" +
+             std::to_string(counter++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::set<std::string> entries(const fs::path& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    out.insert(fs::relative(e.path(), dir).string());
+  }
+  return out;
+}
+
+std::string slurp(const fs::path& p) {
+  auto r = read_file(p);
+  EXPECT_TRUE(r.has_value()) << p;
+  return r ? *r : std::string();
+}
+
+TEST(Fs, WriteFileAtomicReplacesContentAndLeavesNoTempFile) {
+  TempDir tmp;
+  fs::path file = tmp.path() / "out.txt";
+  ASSERT_TRUE(write_file_atomic(file, "first\n").has_value());
+  EXPECT_EQ(slurp(file), "first\n");
+  ASSERT_TRUE(write_file_atomic(file, "second, longer\n").has_value());
+  EXPECT_EQ(slurp(file), "second, longer\n");
+  EXPECT_EQ(entries(tmp.path()), (std::set<std::string>{"out.txt"}));
+}
+
+TEST(Fs, WriteFileAtomicAppliesMode) {
+  TempDir tmp;
+  fs::path file = tmp.path() / "secret";
+  ASSERT_TRUE(
+      write_file_atomic(file, "x", fs::perms::owner_read | fs::perms::owner_write).has_value());
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST(Fs, ReadFileErrors) {
+  TempDir tmp;
+  auto missing = read_file(tmp.path() / "nope");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().kind(), ErrorKind::kNotFound);
+  auto dir = read_file(tmp.path());
+  ASSERT_FALSE(dir.has_value());
+  EXPECT_EQ(dir.error().message(), "cannot read " + tmp.path().string() + ": it is a directory");
+}
+
+TEST(Fs, WriteTreeAtomicCreatesNewDirectory) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "render";
+  ASSERT_TRUE(write_tree_atomic(out, {{"a.txt", "A"}, {"sub/b.txt", "B"}}).has_value());
+  EXPECT_EQ(entries(out), (std::set<std::string>{".phoenix-render", "a.txt", "sub", "sub/b.txt"}));
+  EXPECT_EQ(slurp(out / "a.txt"), "A");
+  EXPECT_EQ(slurp(out / "sub/b.txt"), "B");
+  EXPECT_EQ(entries(tmp.path()).count("render"), 1u);
+  // Nothing but the output directory itself is left beside it.
+  std::set<std::string> top;
+  for (const auto& e : fs::directory_iterator(tmp.path())) top.insert(e.path().filename().string());
+  EXPECT_EQ(top, (std::set<std::string>{"render"}));
+}
+
+TEST(Fs, WriteTreeAtomicReplacesItsOwnPreviousTree) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "render";
+  ASSERT_TRUE(write_tree_atomic(out, {{"old.txt", "old"}, {"d/x.txt", "x"}}).has_value());
+  ASSERT_TRUE(write_tree_atomic(out, {{"new.txt", "new"}}).has_value());
+  EXPECT_EQ(entries(out), (std::set<std::string>{".phoenix-render", "new.txt"}));
+  EXPECT_EQ(slurp(out / "new.txt"), "new");
+  std::set<std::string> top;
+  for (const auto& e : fs::directory_iterator(tmp.path())) top.insert(e.path().filename().string());
+  EXPECT_EQ(top, (std::set<std::string>{"render"}));
+}
+
+TEST(Fs, WriteTreeAtomicReplacesAnEmptyDirectory) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "empty";
+  fs::create_directory(out);
+  ASSERT_TRUE(write_tree_atomic(out, {{"a", "1"}}).has_value());
+  EXPECT_EQ(entries(out), (std::set<std::string>{".phoenix-render", "a"}));
+}
+
+TEST(Fs, WriteTreeAtomicRefusesForeignDirectoryWithoutTouchingIt) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "home";
+  fs::create_directory(out);
+  {
+    std::ofstream(out / "precious.txt") << "keep me";
+  }
+  auto r = write_tree_atomic(out, {{"a.txt", "A"}});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().kind(), ErrorKind::kInvalidInput);
+  EXPECT_EQ(r.error().message(),
+            "refusing to replace " + out.string() +
+                ": it is not empty and was not written by phoenix render; choose a new or empty "
+                "directory");
+  EXPECT_EQ(entries(out), (std::set<std::string>{"precious.txt"}));
+  EXPECT_EQ(slurp(out / "precious.txt"), "keep me");
+  std::set<std::string> top;
+  for (const auto& e : fs::directory_iterator(tmp.path())) top.insert(e.path().filename().string());
+  EXPECT_EQ(top, (std::set<std::string>{"home"}));
+}
+
+TEST(Fs, WriteTreeAtomicRefusesAFile) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "file";
+  ASSERT_TRUE(write_file_atomic(out, "x").has_value());
+  auto r = write_tree_atomic(out, {{"a", "1"}});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message(), out.string() + " exists and is not a directory");
+  EXPECT_EQ(slurp(out), "x");
+}
+
+}  // namespace
+}  // namespace phoenix::base
