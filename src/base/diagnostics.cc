@@ -91,7 +91,8 @@ std::string format_diagnostic(const Diagnostic& d, const SourceManager& sources,
   out += ' ';
   paint(kBold, d.message);
   out += '\n';
-  std::string_view line = sources.line_text(d.loc);
+  std::string_view line = d.masked_source ? std::string_view(*d.masked_source)
+                                          : sources.line_text(d.loc);
   if (!line.empty()) {
     out += "    ";
     out += line;

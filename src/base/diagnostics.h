@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct Diagnostic {
   std::string message;
   std::string hint;  // how to fix it; may be empty
   std::vector<RelatedLoc> related;
+  // Shown instead of the source line when that line holds a secret (already masked).
+  std::optional<std::string> masked_source;
 };
 
 // Collects every problem found, so that a run reports all of them at once.

@@ -35,7 +35,7 @@ nlohmann::json diagnostics_json(const LoadedEstate& loaded) {
       if (d.loc.has_line()) {
         j["line"] = d.loc.line;
         j["column"] = d.loc.col;
-        j["source_line"] = std::string(src.line_text(d.loc));
+        j["source_line"] = d.masked_source ? *d.masked_source : std::string(src.line_text(d.loc));
       }
     }
     if (!d.hint.empty()) j["hint"] = d.hint;

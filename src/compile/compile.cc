@@ -217,7 +217,7 @@ class Compiler {
     std::map<std::string, DnsRecord> records;
     if (d_.traefik) {
       auto routed = [&](const std::string& host, std::string reason) {
-        records[host] = DnsRecord{host, d_.traefik->ip, std::move(reason)};
+        records[host] = DnsRecord{host, d_.traefik->ip, std::move(reason), std::nullopt};
       };
       for (const Route& r : d_.routes) {
         routed(r.host, "route of " + e_.guest(r.guest)->label());
@@ -234,7 +234,7 @@ class Compiler {
       if (!ip) continue;
       std::string host = host_of(g.name.value);
       // A routed name wins over a guest's own name: clients reach the service through Traefik.
-      records.emplace(host, DnsRecord{host, *ip, "guest " + g.label()});
+      records.emplace(host, DnsRecord{host, *ip, "guest " + g.label(), g.id});
     }
     for (auto& [host, rec] : records) d_.dns.push_back(std::move(rec));
   }
@@ -264,6 +264,8 @@ class Compiler {
       for (const auto& r : fw.rules) cluster.rules.push_back(to_rule(r));
       d_.firewalls.push_back(std::move(cluster));
     }
+    std::multimap<GuestId, const StackDeployment*> stacks_by_vm;
+    for (const StackDeployment& s : d_.stacks) stacks_by_vm.emplace(s.vm, &s);
     std::vector<FirewallRuleset> guests;
     for (const Guest& g : e_.guests) {
       if (g.is_template.value) continue;
@@ -272,8 +274,9 @@ class Compiler {
       set.enabled = g.firewall.enabled.value;
       for (const auto& r : g.firewall.rules) set.rules.push_back(to_rule(r));
       // Rules a stack asks for apply to the VM that deploys it.
-      for (const StackDeployment& s : d_.stacks) {
-        if (s.vm != g.id) continue;
+      auto [first, last] = stacks_by_vm.equal_range(g.id);
+      for (auto it = first; it != last; ++it) {
+        const StackDeployment& s = *it->second;
         const model::StackEnvironment* env = e_.stack(s.stack)->environment(s.environment);
         for (const auto& r : env->firewall_rules) {
           FirewallRule rule = to_rule(r);
@@ -400,11 +403,8 @@ class Compiler {
       out.push_back(guest_resource(g));
     }
     for (const DnsRecord& r : d_.dns) {
-      Resource res{"dns/" + r.host, "dns", r.host, Stage::kInfrastructure, std::nullopt, {}, {}};
+      Resource res{"dns/" + r.host, "dns", r.host, Stage::kInfrastructure, r.guest, {}, {}};
       res.fields = {{"ip", r.ip}, {"reason", r.reason}};
-      for (const Guest& g : e_.guests) {
-        if (r.reason == "guest " + g.label()) res.owner = g.id;
-      }
       out.push_back(std::move(res));
     }
     for (const FirewallRuleset& f : d_.firewalls) {

@@ -63,6 +63,7 @@ struct DnsRecord {
   std::string host;
   std::string ip;
   std::string reason;  // "guest LXC 101", "route of LXC 102", "stack qdrant_service"
+  std::optional<GuestId> guest;  // set for a guest's own record
 };
 
 struct FirewallRule {

@@ -4,6 +4,7 @@
 #include <optional>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 namespace phoenix::config {
 namespace {
@@ -283,6 +284,10 @@ class Parser {
 
   Node parse_object(int depth) {
     Node obj = Node::object(here());
+    // Member lookup for duplicate keys: linear for small objects, an index for large ones
+    // (lxc_configs can hold thousands of entries).
+    std::unordered_map<std::string, std::size_t> index;
+    constexpr std::size_t kIndexFrom = 16;
     advance();  // '{'
     skip_space();
     if (peek() == '}') {
@@ -313,13 +318,28 @@ class Parser {
       if (error_) break;
       Node value = parse_value(depth + 1);
       if (error_) break;
-      if (const Node::Member* prev = obj.find_member(key)) {
+      auto& members = obj.members();
+      if (members.size() == kIndexFrom) {
+        for (std::size_t i = 0; i < members.size(); ++i) index.emplace(members[i].key, i);
+      }
+      std::optional<std::size_t> prev;
+      if (members.size() >= kIndexFrom) {
+        if (auto it = index.find(key); it != index.end()) prev = it->second;
+      } else {
+        for (std::size_t i = 0; i < members.size(); ++i) {
+          if (members[i].key == key) prev = i;
+        }
+      }
+      if (prev) {
         diags_
             .warning("duplicate-key", key_loc, "duplicate key \"" + key + "\"",
                      "remove one of them; the last value is the one used")
-            .related.push_back({prev->key_loc, "first defined here"});
+            .related.push_back({members[*prev].key_loc, "first defined here"});
+        members[*prev].value = std::move(value);
+      } else {
+        if (members.size() >= kIndexFrom) index.emplace(key, members.size());
+        members.push_back(Node::Member{std::move(key), key_loc, std::move(value)});
       }
-      obj.set(std::move(key), std::move(value), key_loc);
       skip_space();
       if (error_) break;
       if (peek() == ',') {

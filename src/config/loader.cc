@@ -234,6 +234,18 @@ class Loader {
     return ref;
   }
 
+  // The source line of a secret's key with everything from its value on replaced, so that a
+  // diagnostic can show where the secret is without showing the secret.
+  std::string masked_line(const Node::Member& m) const {
+    std::string line(estate_->sources.line_text(m.key_loc));
+    if (m.value.loc().line == m.key_loc.line && m.value.loc().col >= 1 &&
+        m.value.loc().col - 1 <= line.size()) {
+      return line.substr(0, m.value.loc().col - 1) + "\"********\"";
+    }
+    return line.substr(0, std::min<std::size_t>(line.size(), m.key_loc.col - 1 + m.key.size() + 2)) +
+           " ********";
+  }
+
   // ---- phoenix_hypervisor_config.json ------------------------------------------------------
 
   void read_platform(const Node& root) {
@@ -319,7 +331,8 @@ class Loader {
       }
       if (shared->size() > (shared->find("firewall") ? 1u : 0u)) {
         diags_.warning("unused-key", r.node().find_member("shared_volumes")->key_loc,
-                       "\"shared_volumes\" is not used by Phoenix",
+                       "\"shared_volumes\" in " + std::string(kHypervisorFile) +
+                           " is not used by Phoenix",
                        "declare shared directories as mount_points of the guests that use them");
       }
     }
@@ -339,7 +352,8 @@ class Loader {
                          std::string(secret) + " is written in the configuration file; Phoenix "
                                                "never reads secrets from it",
                          "put the secret in a file readable only by its owner (mode 0600) and "
-                         "name it with \"" + std::string(secret) + "_file\"");
+                         "name it with \"" + std::string(secret) + "_file\"")
+              .masked_source = masked_line(*m);
         }
       }
     });
@@ -381,7 +395,8 @@ class Loader {
                      "token_secret is written in the configuration file; Phoenix never reads "
                      "secrets from it",
                      "put the token secret in a file with mode 0600 and name it with "
-                     "\"token_secret_file\"");
+                     "\"token_secret_file\"")
+            .masked_source = masked_line(*m);
       }
     });
     r.object("docker_api", [&](ObjectReader& a) {

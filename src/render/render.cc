@@ -1,6 +1,7 @@
 #include "render/render.h"
 
 #include <algorithm>
+#include <map>
 
 #include "base/hash.h"
 #include "render/yaml_emit.h"
@@ -258,6 +259,10 @@ std::vector<Artifact> render_all(const Desired& d) {
 
 std::vector<compile::Resource> file_resources(const std::vector<Artifact>& artifacts,
                                               const Desired& d) {
+  std::map<compile::GuestId, std::string> guest_ids;
+  for (const compile::Resource& g : d.resources) {
+    if ((g.kind == "lxc" || g.kind == "vm") && g.owner) guest_ids.emplace(*g.owner, g.id);
+  }
   std::vector<compile::Resource> out;
   for (const Artifact& a : artifacts) {
     if (a.target.empty()) continue;
@@ -271,9 +276,7 @@ std::vector<compile::Resource> file_resources(const std::vector<Artifact>& artif
     r.fields = {{"sha256", base::sha256_hex(a.content)}, {"size", a.content.size()},
                 {"source", a.path}};
     if (a.guest) {
-      for (const compile::Resource& g : d.resources) {
-        if ((g.kind == "lxc" || g.kind == "vm") && g.owner == a.guest) r.deps.push_back(g.id);
-      }
+      if (auto it = guest_ids.find(*a.guest); it != guest_ids.end()) r.deps.push_back(it->second);
     }
     out.push_back(std::move(r));
   }

@@ -40,6 +40,7 @@ class Validator {
   Validator(const Estate& estate, base::Diagnostics& diags) : e_(estate), d_(diags) {}
 
   void run() {
+    subnets_ = bridge_subnets();
     check_platform();
     check_uniqueness();
     for (const Guest& g : e_.guests) check_guest(g);
@@ -307,10 +308,9 @@ class Validator {
     std::string bridge = net.bridge.present ? net.bridge.value
                                             : (g.is_vm() ? default_vm_bridge() : std::string());
     if (cidr && !bridge.empty()) {
-      auto subnets = bridge_subnets();
-      auto it = subnets.find(bridge);
-      if (it == subnets.end()) {
-        if (net.bridge.present && !subnets.empty()) {
+      auto it = subnets_.find(bridge);
+      if (it == subnets_.end()) {
+        if (net.bridge.present && !subnets_.empty()) {
           d_.warning("unknown-bridge", net.bridge.loc,
                      "bridge \"" + bridge + "\" is not described in " +
                          "phoenix_hypervisor_config.json, so its subnet cannot be checked",
@@ -931,6 +931,7 @@ class Validator {
 
   const Estate& e_;
   base::Diagnostics& d_;
+  std::map<std::string, model::Cidr> subnets_;  // bridge name -> subnet
 };
 
 }  // namespace

@@ -4,7 +4,8 @@
 A case directory holds an estate (etc/, and stacks/ and bin/ when needed) and:
   expected.txt   the exact text phoenix prints on stderr (diagnostics and summary)
   expected.json  optional: the exact `--output json` document
-The case must make phoenix exit 1. Set PHOENIX_UPDATE_CORPUS=1 to rewrite expected.txt.
+  expected-exit  optional: the exit code, when not 1 (the compatibility cases exit 0)
+Set PHOENIX_UPDATE_CORPUS=1 to rewrite expected.txt.
 """
 import difflib
 import json
@@ -25,8 +26,10 @@ def main():
         expected_file.write_text(run.stderr)
     expected = expected_file.read_text()
     ok = True
-    if run.returncode != 1:
-        print(f"{case.name}: exit code {run.returncode}, expected 1", file=sys.stderr)
+    exit_file = case / "expected-exit"
+    want_exit = int(exit_file.read_text()) if exit_file.exists() else 1
+    if run.returncode != want_exit:
+        print(f"{case.name}: exit code {run.returncode}, expected {want_exit}", file=sys.stderr)
         ok = False
     if run.stderr != expected:
         print(f"{case.name}: diagnostics differ from expected.txt:", file=sys.stderr)
