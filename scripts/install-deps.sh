@@ -8,7 +8,7 @@ packages=(
   # toolchain
   g++ cmake ninja-build pkg-config git
   # libraries (find_package / pkg-config in cmake/Dependencies.cmake)
-  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libfmt-dev libssl-dev
+  nlohmann-json3-dev libyaml-dev libcli11-dev libfmt-dev libssl-dev
   libcurl4-openssl-dev libsqlite3-dev
   libgtest-dev libgmock-dev
   # real tools the tests drive

@@ -1,4 +1,5 @@
 #include <iostream>
+#include <iterator>
 
 #include "base/fs.h"
 #include "base/strings.h"
@@ -12,9 +13,10 @@ namespace {
 
 std::vector<compile::Resource> desired_resources(const model::Estate& estate) {
   compile::Desired desired = compile::compile_estate(estate);
-  std::vector<compile::Resource> resources = desired.resources;
   auto files = render::file_resources(render::render_all(desired), desired);
-  resources.insert(resources.end(), files.begin(), files.end());
+  std::vector<compile::Resource> resources = std::move(desired.resources);
+  resources.insert(resources.end(), std::make_move_iterator(files.begin()),
+                   std::make_move_iterator(files.end()));
   return resources;
 }
 

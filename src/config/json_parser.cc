@@ -235,8 +235,15 @@ class Parser {
         return out;
       }
       if (c != '\\') {
-        out += c;
-        advance();
+        // Copy the run of ordinary characters in one go; none of them is a newline.
+        std::size_t end = pos_ + 1;
+        while (end < text_.size()) {
+          unsigned char u = static_cast<unsigned char>(text_[end]);
+          if (u == '"' || u == '\\' || u < 0x20) break;
+          ++end;
+        }
+        out.append(text_.data() + pos_, end - pos_);
+        pos_ = end;
         continue;
       }
       advance();

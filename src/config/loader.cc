@@ -431,6 +431,7 @@ class Loader {
                        std::string(configs->kind_name()));
       return;
     }
+    estate_->guests.reserve(estate_->guests.size() + configs->size());
     for (const Node::Member& m : configs->members()) {
       auto ref = guest_ref(Node::string(m.key, m.key_loc), "each key of lxc_configs");
       if (!ref) continue;
@@ -570,6 +571,7 @@ class Loader {
                    "vms must be an array of VM entries, not " + std::string(vms->kind_name()));
       return;
     }
+    estate_->guests.reserve(estate_->guests.size() + vms->size());
     for (const Node& v : vms->items()) {
       if (!v.is_object()) {
         diags_.error("wrong-type", v.loc(),

@@ -1,15 +1,14 @@
 #include "config/yaml_reader.h"
 
-#include "base/scalar.h"
+#include <yaml.h>
 
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
-
-#include <charconv>
-#include <cmath>
-#include <limits>
+#include <map>
+#include <memory>
 #include <optional>
-#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/scalar.h"
 
 namespace phoenix::config {
 namespace {
@@ -18,195 +17,236 @@ using base::ErrorKind;
 using base::Node;
 using base::SourceLoc;
 
-constexpr int kMaxDepth = 128;
-// Far more values than any real file holds, yet few enough to convert in well under a second.
+constexpr std::size_t kMaxDepth = 128;
+// Far more values than any real file holds, yet few enough that alias expansion of hostile
+// input ends in well under a second.
 constexpr std::size_t kMaxNodes = 100'000;
-constexpr std::size_t kMaxDocuments = 100;
 
-// yaml-cpp's parser recurses per nesting level; refuse input nested deeper than any real file
-// before handing it over, so that hostile input cannot overflow the stack.
-std::optional<SourceLoc> find_excessive_flow_nesting(std::string_view text, std::uint32_t file) {
-  int depth = 0;
-  std::uint32_t line = 1, col = 1;
-  char quote = 0;
-  bool comment = false;
-  for (char c : text) {
-    if (c == '\n') {
-      ++line;
-      col = 1;
-      comment = false;
-      continue;
+// Builds Nodes from libyaml's event stream. libyaml parses with explicit stacks, not recursion,
+// so nesting depth cannot exhaust ours; the depth bound protects the recursive code downstream.
+class Builder {
+ public:
+  explicit Builder(std::uint32_t file) : file_(file) {}
+
+  base::Result<Node> run(std::string_view text) {
+    std::unique_ptr<yaml_parser_t, void (*)(yaml_parser_t*)> parser(new yaml_parser_t,
+                                                                     [](yaml_parser_t* p) {
+                                                                       yaml_parser_delete(p);
+                                                                       delete p;
+                                                                     });
+    if (!yaml_parser_initialize(parser.get())) {
+      return base::fail(ErrorKind::kInternal, "cannot initialise the YAML parser");
     }
-    if (!comment) {
-      if (quote) {
-        if (c == quote) quote = 0;
-      } else if (c == '"' || c == '\'') {
-        quote = c;
-      } else if (c == '#') {
-        comment = true;
-      } else if (c == '[' || c == '{') {
-        if (++depth > kMaxDepth) return SourceLoc{file, line, col};
-      } else if ((c == ']' || c == '}') && depth > 0) {
-        --depth;
+    yaml_parser_set_input_string(parser.get(),
+                                 reinterpret_cast<const unsigned char*>(text.data()), text.size());
+    std::size_t documents = 0;
+    while (true) {
+      yaml_event_t event;
+      if (!yaml_parser_parse(parser.get(), &event)) return syntax_error(*parser);
+      std::unique_ptr<yaml_event_t, void (*)(yaml_event_t*)> guard(&event, yaml_event_delete);
+      SourceLoc loc = at(event.start_mark);
+      switch (event.type) {
+        case YAML_STREAM_END_EVENT:
+          if (!root_) return Node::null(SourceLoc{file_, 1, 1});  // empty file
+          return std::move(*root_);
+        case YAML_DOCUMENT_START_EVENT:
+          if (++documents > 1) {
+            return base::fail(ErrorKind::kInvalidInput,
+                              "the file holds more than one YAML document; expected one", loc);
+          }
+          break;
+        case YAML_SCALAR_EVENT: {
+          std::string value(reinterpret_cast<const char*>(event.data.scalar.value),
+                            event.data.scalar.length);
+          bool plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+          std::string tag = event.data.scalar.tag
+                                ? reinterpret_cast<const char*>(event.data.scalar.tag)
+                                : "";
+          bool as_string = !plain || tag == YAML_STR_TAG || tag == "!";
+          Node n = as_string ? Node::string(std::move(value), loc)
+                             : base::resolve_plain_scalar(value, loc);
+          PHX_TRY(add(std::move(n), anchor(event.data.scalar.anchor), plain));
+          break;
+        }
+        case YAML_ALIAS_EVENT: {
+          std::string name = anchor(event.data.alias.anchor);
+          auto it = anchors_.find(name);
+          if (it == anchors_.end()) {
+            return base::fail(ErrorKind::kInvalidInput, "unknown alias *" + name, loc);
+          }
+          count_ += it->second.second;
+          PHX_TRY(check_count(loc));
+          Node copy = it->second.first;
+          PHX_TRY(add(std::move(copy), "", false));
+          break;
+        }
+        case YAML_SEQUENCE_START_EVENT:
+          PHX_TRY(open(Node::array(loc), anchor(event.data.sequence_start.anchor)));
+          break;
+        case YAML_MAPPING_START_EVENT:
+          PHX_TRY(open(Node::object(loc), anchor(event.data.mapping_start.anchor)));
+          break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+          PHX_TRY(close());
+          break;
+        default:
+          break;
       }
     }
-    ++col;
   }
-  return std::nullopt;
-}
 
-// Only counts documents. yaml-cpp 0.7 reports an endless stream of empty documents for some
-// invalid input (e.g. `{a},b`), so YAML::LoadAll never returns; counting with a bound does.
-class DocumentCounter final : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-};
+ private:
+  struct Frame {
+    Node node;
+    std::string anchor;
+    std::size_t count_at_open = 0;
+    // Mappings: the pending key, then merge sources (<<) applied when the mapping closes.
+    std::optional<Node> key;
+    bool key_is_merge = false;
+    std::vector<Node> merges;
+  };
 
-class Converter {
- public:
-  explicit Converter(std::uint32_t file) : file_(file) {}
+  SourceLoc at(const yaml_mark_t& m) const {
+    return SourceLoc{file_, static_cast<std::uint32_t>(m.line + 1),
+                     static_cast<std::uint32_t>(m.column + 1)};
+  }
 
-  base::Result<Node> convert(const YAML::Node& y, int depth) {
-    SourceLoc loc = loc_of(y);
-    if (++count_ > kMaxNodes) {
+  static std::string anchor(const yaml_char_t* a) {
+    return a ? reinterpret_cast<const char*>(a) : "";
+  }
+
+  base::Result<Node> syntax_error(const yaml_parser_t& p) const {
+    std::string msg = "YAML syntax error: ";
+    msg += p.problem ? p.problem : "malformed document";
+    SourceLoc loc = at(p.problem_mark);
+    if (p.context) {
+      msg += std::string(" (") + p.context + " that starts at line " +
+             std::to_string(p.context_mark.line + 1) + ", column " +
+             std::to_string(p.context_mark.column + 1) + ")";
+    }
+    return base::fail(ErrorKind::kInvalidInput, std::move(msg), loc);
+  }
+
+  base::Result<void> check_count(SourceLoc loc) const {
+    if (count_ > kMaxNodes) {
       return base::fail(ErrorKind::kInvalidInput,
                         "document expands to more than " + std::to_string(kMaxNodes) +
                             " values (alias expansion?)",
                         loc);
     }
-    if (depth > kMaxDepth) {
-      return base::fail(ErrorKind::kInvalidInput,
-                        "values are nested more than " + std::to_string(kMaxDepth) + " levels deep",
-                        loc);
-    }
-    switch (y.Type()) {
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        return Node::null(loc);
-      case YAML::NodeType::Scalar:
-        // yaml-cpp tags non-plain (quoted or block) scalars "!"; those are always strings.
-        if (y.Tag() == "!" || y.Tag() == "tag:yaml.org,2002:str" || y.Tag() == "!!str") {
-          return Node::string(y.Scalar(), loc);
-        }
-        return base::resolve_plain_scalar(y.Scalar(), loc);
-      case YAML::NodeType::Sequence: {
-        Node arr = Node::array(loc);
-        for (const YAML::Node& item : y) arr.push_back(PHX_TRY(convert(item, depth + 1)));
-        return arr;
-      }
-      case YAML::NodeType::Map: {
-        Node obj = Node::object(loc);
-        std::vector<Node> merges;
-        for (const auto& kv : y) {
-          if (!kv.first.IsScalar()) {
-            return base::fail(ErrorKind::kInvalidInput, "mapping keys must be plain scalars",
-                              loc_of(kv.first));
-          }
-          const std::string& key = kv.first.Scalar();
-          if (key == "<<" && kv.first.Tag() != "!") {
-            merges.push_back(PHX_TRY(convert(kv.second, depth + 1)));
-            continue;
-          }
-          if (obj.find(key) != nullptr) {
-            return base::fail(ErrorKind::kInvalidInput, "duplicate key \"" + key + "\"",
-                              loc_of(kv.first));
-          }
-          obj.set(key, PHX_TRY(convert(kv.second, depth + 1)), loc_of(kv.first));
-        }
-        // Merge keys: explicit keys win, then earlier merged maps win over later ones.
-        for (const Node& m : merges) {
-          std::vector<const Node*> sources;
-          if (m.is_object()) {
-            sources.push_back(&m);
-          } else if (m.is_array()) {
-            for (const Node& item : m.items()) sources.push_back(&item);
-          } else {
-            return base::fail(ErrorKind::kInvalidInput, "a merge key (<<) needs a mapping",
-                              m.loc());
-          }
-          for (const Node* src : sources) {
-            if (!src->is_object()) {
-              return base::fail(ErrorKind::kInvalidInput, "a merge key (<<) needs a mapping",
-                                src->loc());
-            }
-            for (const Node::Member& member : src->members()) {
-              if (obj.find(member.key) == nullptr) {
-                obj.set(member.key, member.value, member.key_loc);
-              }
-            }
-          }
-        }
-        return obj;
-      }
-    }
-    return Node::null(loc);
+    return {};
   }
 
- private:
-  SourceLoc loc_of(const YAML::Node& y) const {
-    YAML::Mark m = y.Mark();
-    if (m.is_null()) return SourceLoc{file_, 0, 0};
-    return SourceLoc{file_, static_cast<std::uint32_t>(m.line + 1),
-                     static_cast<std::uint32_t>(m.column + 1)};
+  base::Result<void> open(Node n, std::string anchor_name) {
+    if (stack_.size() >= kMaxDepth) {
+      return base::fail(ErrorKind::kInvalidInput,
+                        "values are nested more than " + std::to_string(kMaxDepth) + " levels deep",
+                        n.loc());
+    }
+    ++count_;
+    PHX_TRY(check_count(n.loc()));
+    Frame f;
+    f.node = std::move(n);
+    f.anchor = std::move(anchor_name);
+    f.count_at_open = count_;
+    stack_.push_back(std::move(f));
+    return {};
+  }
+
+  base::Result<void> close() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    if (f.node.is_object()) PHX_TRY(apply_merges(f));
+    std::size_t size = count_ - f.count_at_open + 1;
+    if (!f.anchor.empty()) anchors_[f.anchor] = {f.node, size};
+    return place(std::move(f.node));
+  }
+
+  // A scalar or an alias copy: counted, remembered under its anchor, placed in its parent.
+  base::Result<void> add(Node n, std::string anchor_name, bool plain) {
+    ++count_;
+    PHX_TRY(check_count(n.loc()));
+    if (!anchor_name.empty()) anchors_[anchor_name] = {n, 1};
+    // A plain `<<` in key position is a merge key.
+    if (plain && n.is_string() && n.text() == "<<" && !stack_.empty() &&
+        stack_.back().node.is_object() && !stack_.back().key) {
+      stack_.back().key = std::move(n);
+      stack_.back().key_is_merge = true;
+      return {};
+    }
+    return place(std::move(n));
+  }
+
+  base::Result<void> place(Node n) {
+    if (stack_.empty()) {
+      root_ = std::move(n);
+      return {};
+    }
+    Frame& parent = stack_.back();
+    if (parent.node.is_array()) {
+      parent.node.push_back(std::move(n));
+      return {};
+    }
+    if (!parent.key) {
+      if (!n.is_scalar()) {
+        return base::fail(ErrorKind::kInvalidInput, "mapping keys must be plain scalars", n.loc());
+      }
+      parent.key = std::move(n);
+      return {};
+    }
+    Node key = std::move(*parent.key);
+    parent.key.reset();
+    if (parent.key_is_merge) {
+      parent.key_is_merge = false;
+      parent.merges.push_back(std::move(n));
+      return {};
+    }
+    if (parent.node.find(key.text()) != nullptr) {
+      return base::fail(ErrorKind::kInvalidInput, "duplicate key \"" + key.text() + "\"",
+                        key.loc());
+    }
+    parent.node.members().push_back(Node::Member{key.text(), key.loc(), std::move(n)});
+    return {};
+  }
+
+  // Merge keys: explicit keys win, then earlier merged maps win over later ones.
+  static base::Result<void> apply_merges(Frame& f) {
+    for (const Node& m : f.merges) {
+      std::vector<const Node*> sources;
+      if (m.is_object()) {
+        sources.push_back(&m);
+      } else if (m.is_array()) {
+        for (const Node& item : m.items()) sources.push_back(&item);
+      } else {
+        return base::fail(ErrorKind::kInvalidInput, "a merge key (<<) needs a mapping", m.loc());
+      }
+      for (const Node* src : sources) {
+        if (!src->is_object()) {
+          return base::fail(ErrorKind::kInvalidInput, "a merge key (<<) needs a mapping",
+                            src->loc());
+        }
+        for (const Node::Member& member : src->members()) {
+          if (f.node.find(member.key) == nullptr) {
+            f.node.members().push_back(member);
+          }
+        }
+      }
+    }
+    return {};
   }
 
   std::uint32_t file_;
+  std::vector<Frame> stack_;
+  std::optional<Node> root_;
+  std::map<std::string, std::pair<Node, std::size_t>> anchors_;  // node and its value count
   std::size_t count_ = 0;
 };
 
 }  // namespace
 
 base::Result<Node> parse_yaml(std::string_view text, std::uint32_t file) {
-  if (auto deep = find_excessive_flow_nesting(text, file)) {
-    return base::fail(ErrorKind::kInvalidInput,
-                      "values are nested more than " + std::to_string(kMaxDepth) + " levels deep",
-                      *deep);
-  }
-  YAML::Node root;
-  try {
-    std::istringstream in{std::string(text)};
-    YAML::Parser parser(in);
-    DocumentCounter counter;
-    std::size_t docs = 0;
-    while (docs <= kMaxDocuments && parser.HandleNextDocument(counter)) ++docs;
-    if (docs > 1) {
-      return base::fail(ErrorKind::kInvalidInput,
-                        "the file holds " +
-                            (docs > kMaxDocuments ? "more than " + std::to_string(kMaxDocuments)
-                                                  : std::to_string(docs)) +
-                            " YAML documents; expected one",
-                        SourceLoc{file, 0, 0});
-    }
-    if (docs == 1) root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    SourceLoc loc{file, 0, 0};
-    if (!e.mark.is_null()) {
-      loc = SourceLoc{file, static_cast<std::uint32_t>(e.mark.line + 1),
-                      static_cast<std::uint32_t>(e.mark.column + 1)};
-    }
-    return base::fail(ErrorKind::kInvalidInput, "YAML syntax error: " + e.msg, loc);
-  } catch (const std::exception& e) {
-    return base::fail(ErrorKind::kInvalidInput, std::string("YAML syntax error: ") + e.what(),
-                      SourceLoc{file, 0, 0});
-  }
-  try {
-    Converter conv(file);
-    return conv.convert(root, 0);
-  } catch (const std::exception& e) {
-    return base::fail(ErrorKind::kInvalidInput, std::string("YAML error: ") + e.what(),
-                      SourceLoc{file, 0, 0});
-  }
+  return Builder(file).run(text);
 }
 
 }  // namespace phoenix::config
