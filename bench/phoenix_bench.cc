@@ -8,10 +8,10 @@
 //
 // Usage: phoenix_bench [--phoenix PATH] [--sizes 10,100,1000,10000] [--runs 5] [--keep]
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -106,7 +106,8 @@ std::string hypervisor_json(const std::vector<GuestSpec>& gs) {
   std::ostringstream o;
   o << R"({
     "version": "1.0.0",
-    "domain_name": ")" << kDomain << R"(",
+    "domain_name": ")"
+    << kDomain << R"(",
     "timezone": "UTC",
     "users": {"username": "phoenix_admin", "sudo_access": true,
               "ssh_public_key_file": "/usr/local/phoenix_hypervisor/etc/keys/phoenix_admin.pub"},
@@ -118,7 +119,8 @@ std::string hypervisor_json(const std::vector<GuestSpec>& gs) {
         "interfaces": {"name": "vmbr0", "address": "10.0.0.1/8", "gateway": "10.0.0.254",
                        "dns_nameservers": ["10.0.0.1", "1.1.1.1"]},
         "default_subnet": "10.0.0.0/8",
-        "portainer_server_ip": ")" << portainer_ip << R"(",
+        "portainer_server_ip": ")"
+    << portainer_ip << R"(",
         "portainer_server_port": 9443,
         "portainer_agent_port": 9001,
         "nfs_server": "10.0.0.1"
@@ -147,14 +149,18 @@ std::string hypervisor_json(const std::vector<GuestSpec>& gs) {
     },
     "portainer_api": {"admin_user": "admin",
                       "admin_password_file": "/usr/local/phoenix_hypervisor/etc/secrets/portainer_admin_password",
-                      "portainer_hostname": "portainer.)" << kDomain << R"("},
+                      "portainer_hostname": "portainer.)"
+    << kDomain << R"("},
     "dns_server": {"enabled": true, "upstream_servers": ["1.1.1.1", "9.9.9.9"],
-                   "authoritative_zones": [")" << kDomain << R"("],
+                   "authoritative_zones": [")"
+    << kDomain << R"("],
                    "records_file": "/etc/dnsmasq.d/00-phoenix-internal.conf",
                    "reload": ["systemctl", "reload", "dnsmasq"]},
     "step_ca": {"root_ca_name": "Bench CA", "intermediate_ca_name": "Bench CA Intermediate CA",
-                "dns_name": "ca.)" << kDomain << R"(", "provisioner_name": "admin@bench.test",
-                "url": "https://)" << ca_ip << R"(:9000",
+                "dns_name": "ca.)"
+    << kDomain << R"(", "provisioner_name": "admin@bench.test",
+                "url": "https://)"
+    << ca_ip << R"(:9000",
                 "provisioner_password_file": "/usr/local/phoenix_hypervisor/etc/secrets/step_provisioner_password"},
     "proxmox_api": {"url": "https://127.0.0.1:8006", "node": "phoenix", "token_id": "root@pam!phoenix",
                     "token_secret_file": "/usr/local/phoenix_hypervisor/etc/secrets/proxmox_token"}
@@ -212,7 +218,8 @@ std::string lxc_json(const std::vector<GuestSpec>& gs) {
     if (g.index == 1) features = R"(["base_setup", "trusted_ca", "step_cli", "traefik"])";
     o << "        " << q(std::to_string(g.id)) << ": {\n"
       << "            \"name\": " << q(g.name) << ",\n"
-      << R"(            "template": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",)" << "\n"
+      << R"(            "template": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",)"
+      << "\n"
       << "            \"start_at_boot\": true,\n"
       << "            \"boot_order\": " << g.index << ",\n"
       << "            \"boot_delay\": 5,\n"
@@ -231,7 +238,8 @@ std::string lxc_json(const std::vector<GuestSpec>& gs) {
       << "            \"dependencies\": " << deps_json(g) << ",\n";
     if (g.index % 4 == 1) {
       o << R"(            "id_maps": [{"type": "gid", "host_id": 33, "container_id": 33, "size": 1}],)"
-        << "\n            \"mount_points\": [{\"host_path\": \"/mnt/pve/quickOS/lxc-persistent-data/"
+        << "\n            \"mount_points\": [{\"host_path\": "
+           "\"/mnt/pve/quickOS/lxc-persistent-data/"
         << g.id << "/logs\", \"container_path\": \"/var/log/app\", \"owner_uid\": 33, "
         << "\"owner_gid\": 33}],\n";
     }
@@ -284,13 +292,15 @@ std::string vm_json(const std::vector<GuestSpec>& gs,
       << "            \"boot_order\": " << g.index << ",\n"
       << "            \"boot_delay\": 10,\n";
     if (manager) {
-      o << R"(            "features": ["base_setup", "trusted_ca", "step_cli", "docker", "docker_proxy"],)" << "\n"
+      o << R"(            "features": ["base_setup", "trusted_ca", "step_cli", "docker", "docker_proxy"],)"
+        << "\n"
         << "            \"portainer_role\": \"primary\",\n"
         << "            \"swarm_role\": \"manager\",\n"
         << "            \"node_labels\": [\"role=manager\"],\n"
         << "            \"portainer_environment_name\": \"phoenix\",\n";
     } else {
-      o << R"(            "features": ["base_setup", "trusted_ca", "docker", "portainer_agent"],)" << "\n"
+      o << R"(            "features": ["base_setup", "trusted_ca", "docker", "portainer_agent"],)"
+        << "\n"
         << "            \"portainer_role\": \"agent\",\n"
         << "            \"swarm_role\": \"worker\",\n"
         << "            \"node_labels\": [\"gpu=false\", \"tier=apps\", \"rack=r" << g.index % 16
@@ -416,7 +426,7 @@ Estate generate(const fs::path& root, int n) {
 // ---- child processes -----------------------------------------------------------------------
 
 struct RunResult {
-  int status = 0;        // raw wait status
+  int status = 0;  // raw wait status
   double wall_ms = 0;
   double maxrss_mib = 0;
 };
@@ -608,8 +618,8 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s\n", "size",
-              "guests", "stacks", "runs", "validate", "RSS", "render", "RSS", "plan", "RSS",
-              "sum", "sum/guest", "render -n");
+              "guests", "stacks", "runs", "validate", "RSS", "render", "RSS", "plan", "RSS", "sum",
+              "sum/guest", "render -n");
   std::printf("%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s\n", "", "", "",
               "", "med ms", "MiB", "med ms", "MiB", "med ms", "MiB", "med ms", "ms", "med ms");
   std::printf("%s\n", std::string(138, '-').c_str());

@@ -33,8 +33,8 @@ Diagnostic& Diagnostics::error(std::string code, SourceLoc loc, std::string mess
 
 Diagnostic& Diagnostics::warning(std::string code, SourceLoc loc, std::string message,
                                  std::string hint) {
-  add(Diagnostic{Severity::kWarning, std::move(code), loc, std::move(message), std::move(hint),
-                 {}});
+  add(Diagnostic{
+      Severity::kWarning, std::move(code), loc, std::move(message), std::move(hint), {}});
   return all_.back();
 }
 
@@ -91,8 +91,8 @@ std::string format_diagnostic(const Diagnostic& d, const SourceManager& sources,
   out += ' ';
   paint(kBold, d.message);
   out += '\n';
-  std::string_view line = d.masked_source ? std::string_view(*d.masked_source)
-                                          : sources.line_text(d.loc);
+  std::string_view line =
+      d.masked_source ? std::string_view(*d.masked_source) : sources.line_text(d.loc);
   if (!line.empty()) {
     out += "    ";
     out += line;

@@ -32,8 +32,8 @@ TEST(Diagnostics, CaretKeepsTabsAndSkipsUtf8ContinuationBytes) {
 TEST(Diagnostics, FormatsNotesAndHint) {
   SourceManager sources;
   std::uint32_t f = sources.add("a.json", "{\"a\": 1, \"a\": 2}");
-  Diagnostic d{Severity::kWarning, "duplicate-key", SourceLoc{f, 1, 10}, "duplicate key \"a\"",
-               "remove one", {}};
+  Diagnostic d{Severity::kWarning,    "duplicate-key", SourceLoc{f, 1, 10},
+               "duplicate key \"a\"", "remove one",    {}};
   d.related.push_back({SourceLoc{f, 1, 2}, "first defined here"});
   d.related.push_back({SourceLoc{}, "no location"});
   EXPECT_EQ(format_diagnostic(d, sources),

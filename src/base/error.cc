@@ -4,13 +4,20 @@ namespace phoenix::base {
 
 std::string_view to_string(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kInvalidInput: return "invalid input";
-    case ErrorKind::kNotFound: return "not found";
-    case ErrorKind::kConflict: return "conflict";
-    case ErrorKind::kTimeout: return "timeout";
-    case ErrorKind::kTransient: return "transient";
-    case ErrorKind::kPermission: return "permission denied";
-    case ErrorKind::kInternal: return "internal error";
+    case ErrorKind::kInvalidInput:
+      return "invalid input";
+    case ErrorKind::kNotFound:
+      return "not found";
+    case ErrorKind::kConflict:
+      return "conflict";
+    case ErrorKind::kTimeout:
+      return "timeout";
+    case ErrorKind::kTransient:
+      return "transient";
+    case ErrorKind::kPermission:
+      return "permission denied";
+    case ErrorKind::kInternal:
+      return "internal error";
   }
   return "unknown";
 }

@@ -70,11 +70,11 @@ inline void unwrap(Result<void>&&) {}
 
 // Evaluates an expression yielding Result<T>; on error returns it from the enclosing function,
 // otherwise yields the value. Uses a GNU statement expression, as ccache's TRY does.
-#define PHX_TRY(expr)                                        \
-  ({                                                         \
-    auto phx_try_result_ = (expr);                           \
-    if (!phx_try_result_) {                                  \
+#define PHX_TRY(expr)                                             \
+  ({                                                              \
+    auto phx_try_result_ = (expr);                                \
+    if (!phx_try_result_) {                                       \
       return std::unexpected(std::move(phx_try_result_).error()); \
-    }                                                        \
-    ::phoenix::base::detail::unwrap(std::move(phx_try_result_)); \
+    }                                                             \
+    ::phoenix::base::detail::unwrap(std::move(phx_try_result_));  \
   })

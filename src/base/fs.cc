@@ -86,8 +86,8 @@ Result<std::string> read_file(const fs::path& path) {
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
     ::close(fd);
-    return std::unexpected(Error(ErrorKind::kInvalidInput, "cannot read " + path.string() +
-                                                               ": it is a directory"));
+    return std::unexpected(
+        Error(ErrorKind::kInvalidInput, "cannot read " + path.string() + ": it is a directory"));
   }
   std::string out;
   char buf[65536];
@@ -149,8 +149,8 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
       return fail(ErrorKind::kInternal, "cannot create " + p.parent_path().string());
     }
     auto w = write_new_file(p, content,
-                            fs::perms::owner_read | fs::perms::owner_write |
-                                fs::perms::group_read | fs::perms::others_read,
+                            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                fs::perms::others_read,
                             Sync::kLater);
     if (!w) {
       cleanup();
@@ -180,8 +180,10 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
       return std::unexpected(errno_error("cannot sync", p, err));
     }
   }
-  fs::permissions(staging, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                               fs::perms::others_read | fs::perms::others_exec, ec);
+  fs::permissions(staging,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                      fs::perms::others_read | fs::perms::others_exec,
+                  ec);
 
   if (!exists) {
     if (::rename(staging.c_str(), target.c_str()) != 0) {

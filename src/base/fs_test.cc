@@ -1,13 +1,13 @@
 #include "base/fs.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <unistd.h>
 
 namespace phoenix::base {
 namespace {
@@ -19,9 +19,8 @@ class TempDir {
   TempDir() {
     static std::atomic<int> counter{0};
     auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() /
-            ("phoenix-fs-test-" + std::to_string(::getpid()) + "-" + std::to_string(stamp) + "-" +
-             std::to_string(counter++));
+    path_ = fs::temp_directory_path() / ("phoenix-fs-test-" + std::to_string(::getpid()) + "-" +
+                                         std::to_string(stamp) + "-" + std::to_string(counter++));
     fs::create_directories(path_);
   }
   ~TempDir() {
@@ -115,9 +114,7 @@ TEST(Fs, WriteTreeAtomicRefusesForeignDirectoryWithoutTouchingIt) {
   TempDir tmp;
   fs::path out = tmp.path() / "home";
   fs::create_directory(out);
-  {
-    std::ofstream(out / "precious.txt") << "keep me";
-  }
+  { std::ofstream(out / "precious.txt") << "keep me"; }
   auto r = write_tree_atomic(out, {{"a.txt", "A"}});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().kind(), ErrorKind::kInvalidInput);

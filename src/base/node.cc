@@ -100,13 +100,20 @@ bool Node::erase(std::string_view key) {
 
 std::string_view kind_name(Node::Kind kind) {
   switch (kind) {
-    case Node::Kind::kNull: return "null";
-    case Node::Kind::kBool: return "boolean";
-    case Node::Kind::kInt: return "integer";
-    case Node::Kind::kDouble: return "number";
-    case Node::Kind::kString: return "string";
-    case Node::Kind::kArray: return "array";
-    case Node::Kind::kObject: return "object";
+    case Node::Kind::kNull:
+      return "null";
+    case Node::Kind::kBool:
+      return "boolean";
+    case Node::Kind::kInt:
+      return "integer";
+    case Node::Kind::kDouble:
+      return "number";
+    case Node::Kind::kString:
+      return "string";
+    case Node::Kind::kArray:
+      return "array";
+    case Node::Kind::kObject:
+      return "object";
   }
   return "value";
 }
@@ -118,12 +125,18 @@ bool operator==(const Node& a, const Node& b) {
     return a.is_number() && b.is_number() && a.as_double() == b.as_double();
   }
   switch (a.kind_) {
-    case Node::Kind::kNull: return true;
-    case Node::Kind::kBool: return a.bool_ == b.bool_;
-    case Node::Kind::kInt: return a.int_ == b.int_;
-    case Node::Kind::kDouble: return a.double_ == b.double_;
-    case Node::Kind::kString: return a.text_ == b.text_;
-    case Node::Kind::kArray: return a.items_ == b.items_;
+    case Node::Kind::kNull:
+      return true;
+    case Node::Kind::kBool:
+      return a.bool_ == b.bool_;
+    case Node::Kind::kInt:
+      return a.int_ == b.int_;
+    case Node::Kind::kDouble:
+      return a.double_ == b.double_;
+    case Node::Kind::kString:
+      return a.text_ == b.text_;
+    case Node::Kind::kArray:
+      return a.items_ == b.items_;
     case Node::Kind::kObject:
       if (a.members_.size() != b.members_.size()) return false;
       for (std::size_t i = 0; i < a.members_.size(); ++i) {

@@ -42,7 +42,8 @@ std::string SourceManager::describe(SourceLoc loc) const {
   if (!loc.has_file()) return {};
   std::string out = path(loc.file);
   if (loc.has_line()) {
-    out += ':' + std::to_string(loc.line) + ':' + std::to_string(std::max<std::uint32_t>(loc.col, 1));
+    out +=
+        ':' + std::to_string(loc.line) + ':' + std::to_string(std::max<std::uint32_t>(loc.col, 1));
   }
   return out;
 }

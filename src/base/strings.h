@@ -17,6 +17,8 @@ std::optional<std::string> closest_match(std::string_view word,
 
 std::vector<std::string> split(std::string_view text, char sep);
 std::string_view trim(std::string_view text);
+// ASCII lower case (host names compare case-insensitively).
+std::string to_lower(std::string_view text);
 std::string join(std::span<const std::string> parts, std::string_view sep);
 
 // Quotes `text` as a JSON string literal.

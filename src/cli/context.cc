@@ -27,9 +27,8 @@ nlohmann::json diagnostics_json(const LoadedEstate& loaded) {
   nlohmann::json list = nlohmann::json::array();
   const base::SourceManager& src = loaded.estate->sources;
   for (const base::Diagnostic& d : loaded.diags.sorted()) {
-    nlohmann::json j = {{"severity", base::to_string(d.severity)},
-                        {"code", d.code},
-                        {"message", d.message}};
+    nlohmann::json j = {
+        {"severity", base::to_string(d.severity)}, {"code", d.code}, {"message", d.message}};
     if (d.loc.has_file()) {
       j["file"] = src.path(d.loc.file);
       if (d.loc.has_line()) {

@@ -17,12 +17,6 @@ using model::Estate;
 using model::Guest;
 using nlohmann::json;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::optional<std::string> guest_ip(const Guest& g) {
   if (!g.network.ip.present) return std::nullopt;
   auto cidr = model::parse_cidr(g.network.ip.value);
@@ -79,7 +73,9 @@ class Compiler {
     return "tcp://" + *guest_ip(manager) + ":2376";
   }
 
-  std::string host_of(std::string_view label) const { return lower(label) + "." + d_.domain; }
+  std::string host_of(std::string_view label) const {
+    return base::to_lower(label) + "." + d_.domain;
+  }
 
   // ---- file-provider routes ----------------------------------------------------------------
 
@@ -171,7 +167,7 @@ class Compiler {
       for (const auto& [name, router] : model::model_labels(parsed).routers) {
         model::ParsedRule rule;
         if (router.rule && !model::parse_rule(router.rule->value, &rule)) {
-          for (const std::string& h : rule.hosts) out.routed_hosts.push_back(lower(h));
+          for (const std::string& h : rule.hosts) out.routed_hosts.push_back(base::to_lower(h));
         }
       }
       attach_network(*service);
@@ -179,7 +175,8 @@ class Compiler {
     }
     if (attached) {
       Node* networks = out.compose.find("networks");
-      if (!networks || !networks->is_object()) networks = &out.compose.set("networks", Node::object());
+      if (!networks || !networks->is_object())
+        networks = &out.compose.set("networks", Node::object());
       Node external = Node::object();
       external.set("external", Node::boolean(true));
       networks->set(kTraefikNetwork, std::move(external));
@@ -226,7 +223,8 @@ class Compiler {
         for (const std::string& h : s.routed_hosts) routed(h, "stack " + s.stack);
       }
       const auto& papi = e_.platform.portainer_api;
-      if (papi.portainer_hostname.present) routed(lower(papi.portainer_hostname.value), "Portainer");
+      if (papi.portainer_hostname.present)
+        routed(base::to_lower(papi.portainer_hostname.value), "Portainer");
     }
     for (const Guest& g : e_.guests) {
       if (g.is_template.value || !g.name.present) continue;
@@ -317,12 +315,11 @@ class Compiler {
       }
       if (v.quantization.present) a.insert(a.end(), {"--quantization", v.quantization.value});
       if (v.gpu_memory_utilization.present) {
-        a.insert(a.end(), {"--gpu-memory-utilization",
-                           format_fraction(v.gpu_memory_utilization.value)});
+        a.insert(a.end(),
+                 {"--gpu-memory-utilization", format_fraction(v.gpu_memory_utilization.value)});
       }
       if (v.tensor_parallel_size.present) {
-        a.insert(a.end(),
-                 {"--tensor-parallel-size", std::to_string(v.tensor_parallel_size.value)});
+        a.insert(a.end(), {"--tensor-parallel-size", std::to_string(v.tensor_parallel_size.value)});
       }
       if (v.trust_remote_code.value) a.push_back("--trust-remote-code");
       std::string cert = cert_name(g);
@@ -338,7 +335,7 @@ class Compiler {
     return buf;
   }
 
-  static std::string cert_name(const Guest& g) { return lower(g.name.value); }
+  static std::string cert_name(const Guest& g) { return base::to_lower(g.name.value); }
 
   // ---- certificates ------------------------------------------------------------------------
 
@@ -414,8 +411,11 @@ class Compiler {
       json rules = json::array();
       for (const FirewallRule& r : f.rules) {
         json j = {{"type", r.direction}, {"action", r.action}};
-        for (auto [k, v] : {std::pair{"source", &r.source}, {"dest", &r.dest},
-                            {"proto", &r.proto}, {"dport", &r.dport}, {"iface", &r.iface},
+        for (auto [k, v] : {std::pair{"source", &r.source},
+                            {"dest", &r.dest},
+                            {"proto", &r.proto},
+                            {"dport", &r.dport},
+                            {"iface", &r.iface},
                             {"comment", &r.comment}}) {
           if (!v->empty()) j[k] = *v;
         }
@@ -430,33 +430,48 @@ class Compiler {
       Resource res{"cert/" + c.name, "cert", c.name, Stage::kInfrastructure, c.guest, {}, {}};
       res.deps.push_back(guest_resource_id(*e_.guest(c.guest)));
       if (ca && ca->id != c.guest) res.deps.push_back(guest_resource_id(*ca));
-      res.fields = {{"common_name", c.common_name}, {"sans", c.sans},
-                    {"cert_path", c.cert_path}, {"key_path", c.key_path}};
+      res.fields = {{"common_name", c.common_name},
+                    {"sans", c.sans},
+                    {"cert_path", c.cert_path},
+                    {"key_path", c.key_path}};
       out.push_back(std::move(res));
     }
     if (manager) {
       std::string manager_node = "swarm-node/" + std::to_string(manager->id);
       for (const Guest& g : e_.guests) {
         if (!g.is_vm() || !g.swarm_role.present || g.is_template.value) continue;
-        Resource res{"swarm-node/" + std::to_string(g.id), "swarm-node", g.name.value,
-                     Stage::kSwarm, g.id, {guest_resource_id(g)}, {}};
+        Resource res{"swarm-node/" + std::to_string(g.id),
+                     "swarm-node",
+                     g.name.value,
+                     Stage::kSwarm,
+                     g.id,
+                     {guest_resource_id(g)},
+                     {}};
         if (g.id != manager->id) res.deps.push_back(manager_node);
         std::vector<std::string> labels;
         for (const auto& l : g.node_labels) labels.push_back(l.value);
         std::sort(labels.begin(), labels.end());
-        res.fields = {{"role", g.swarm_role.value}, {"hostname", g.name.value},
-                      {"labels", labels}};
+        res.fields = {{"role", g.swarm_role.value}, {"hostname", g.name.value}, {"labels", labels}};
         out.push_back(std::move(res));
       }
-      Resource net{std::string("network/") + kTraefikNetwork, "network", kTraefikNetwork,
-                   Stage::kSwarm, std::nullopt, {manager_node}, {}};
+      Resource net{std::string("network/") + kTraefikNetwork,
+                   "network",
+                   kTraefikNetwork,
+                   Stage::kSwarm,
+                   std::nullopt,
+                   {manager_node},
+                   {}};
       net.fields = {{"driver", "overlay"}, {"attachable", true}, {"scope", "swarm"}};
       out.push_back(std::move(net));
       const auto& p = e_.platform;
       if (p.portainer_server_image.present) {
-        Resource portainer{"core-service/portainer", "core-service", "portainer",
-                           Stage::kCoreServices, manager->id,
-                           {std::string("network/") + kTraefikNetwork}, {}};
+        Resource portainer{"core-service/portainer",
+                           "core-service",
+                           "portainer",
+                           Stage::kCoreServices,
+                           manager->id,
+                           {std::string("network/") + kTraefikNetwork},
+                           {}};
         std::vector<std::string> agents;
         for (const Guest& g : e_.guests) {
           if (g.is_vm() && g.portainer_role.value == "agent") {
@@ -470,10 +485,14 @@ class Compiler {
         out.push_back(std::move(portainer));
       }
       for (const StackDeployment& s : d_.stacks) {
-        Resource res{"stack/" + s.stack, "stack", s.stack, Stage::kStacks, s.vm,
-                     {std::string("network/") + kTraefikNetwork,
-                      "swarm-node/" + std::to_string(s.vm)},
-                     {}};
+        Resource res{
+            "stack/" + s.stack,
+            "stack",
+            s.stack,
+            Stage::kStacks,
+            s.vm,
+            {std::string("network/") + kTraefikNetwork, "swarm-node/" + std::to_string(s.vm)},
+            {}};
         res.fields = {{"environment", s.environment}, {"compose", to_json(s.compose)}};
         out.push_back(std::move(res));
       }
@@ -491,8 +510,13 @@ class Compiler {
   }
 
   Resource guest_resource(const Guest& g) {
-    Resource r{guest_resource_id(g), g.is_lxc() ? "lxc" : "vm", g.name.value, Stage::kGuests,
-               g.id, {}, {}};
+    Resource r{guest_resource_id(g),
+               g.is_lxc() ? "lxc" : "vm",
+               g.name.value,
+               Stage::kGuests,
+               g.id,
+               {},
+               {}};
     auto dep = [&](model::GuestId id) {
       if (const Guest* other = e_.guest(id)) r.deps.push_back(guest_resource_id(*other));
     };
@@ -516,8 +540,10 @@ class Compiler {
     if (g.clone_from) f["clone_from"] = g.clone_from->id;
     json net = json::object();
     if (g.network.present) {
-      for (auto [k, v] : {std::pair{"name", &g.network.name}, {"bridge", &g.network.bridge},
-                          {"ip", &g.network.ip}, {"gw", &g.network.gw}}) {
+      for (auto [k, v] : {std::pair{"name", &g.network.name},
+                          {"bridge", &g.network.bridge},
+                          {"ip", &g.network.ip},
+                          {"gw", &g.network.gw}}) {
         if (v->present) net[k] = v->value;
       }
       std::string mac = g.network.hwaddr.present ? g.network.hwaddr.value : g.mac_address.value;
@@ -548,7 +574,8 @@ class Compiler {
       }
       json mps = json::array();
       for (const auto& mp : g.mount_points) {
-        mps.push_back({{"host_path", mp.host_path.value}, {"container_path", mp.container_path.value}});
+        mps.push_back(
+            {{"host_path", mp.host_path.value}, {"container_path", mp.container_path.value}});
       }
       if (!mps.empty()) f["mount_points"] = mps;
     } else {
@@ -570,23 +597,34 @@ class Compiler {
 
 std::string_view to_string(Stage stage) {
   switch (stage) {
-    case Stage::kGuests: return "guests";
-    case Stage::kInfrastructure: return "infrastructure";
-    case Stage::kSwarm: return "swarm";
-    case Stage::kCoreServices: return "core services";
-    case Stage::kGateways: return "gateways";
-    case Stage::kStacks: return "stacks";
+    case Stage::kGuests:
+      return "guests";
+    case Stage::kInfrastructure:
+      return "infrastructure";
+    case Stage::kSwarm:
+      return "swarm";
+    case Stage::kCoreServices:
+      return "core services";
+    case Stage::kGateways:
+      return "gateways";
+    case Stage::kStacks:
+      return "stacks";
   }
   return "?";
 }
 
 json to_json(const Node& n) {
   switch (n.kind()) {
-    case Node::Kind::kNull: return nullptr;
-    case Node::Kind::kBool: return n.as_bool();
-    case Node::Kind::kInt: return n.as_int();
-    case Node::Kind::kDouble: return n.as_double();
-    case Node::Kind::kString: return n.text();
+    case Node::Kind::kNull:
+      return nullptr;
+    case Node::Kind::kBool:
+      return n.as_bool();
+    case Node::Kind::kInt:
+      return n.as_int();
+    case Node::Kind::kDouble:
+      return n.as_double();
+    case Node::Kind::kString:
+      return n.text();
     case Node::Kind::kArray: {
       json a = json::array();
       for (const Node& i : n.items()) a.push_back(to_json(i));

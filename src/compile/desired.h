@@ -5,11 +5,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/node.h"
 #include "base/source.h"
@@ -62,7 +61,7 @@ struct Route {
 struct DnsRecord {
   std::string host;
   std::string ip;
-  std::string reason;  // "guest LXC 101", "route of LXC 102", "stack qdrant_service"
+  std::string reason;            // "guest LXC 101", "route of LXC 102", "stack qdrant_service"
   std::optional<GuestId> guest;  // set for a guest's own record
 };
 
@@ -82,8 +81,8 @@ struct FirewallRuleset {
 struct StackDeployment {
   std::string stack;
   std::string environment;
-  GuestId vm = 0;          // the VM whose docker_stacks names it
-  base::Node compose;      // deployable: variables substituted, labels and network attached
+  GuestId vm = 0;      // the VM whose docker_stacks names it
+  base::Node compose;  // deployable: variables substituted, labels and network attached
   std::vector<std::string> routed_hosts;
 };
 
@@ -122,8 +121,8 @@ struct Resource {
   std::string kind;  // lxc, vm, dns, firewall, cert, swarm-node, network, core-service, stack, file
   std::string name;
   Stage stage = Stage::kGuests;
-  std::optional<GuestId> owner;    // the guest it belongs to, for `plan <ids>`
-  std::vector<std::string> deps;   // ids of resources that must exist first
+  std::optional<GuestId> owner;   // the guest it belongs to, for `plan <ids>`
+  std::vector<std::string> deps;  // ids of resources that must exist first
   nlohmann::json fields = nlohmann::json::object();
 };
 

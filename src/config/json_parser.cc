@@ -1,8 +1,8 @@
 #include "config/json_parser.h"
 
 #include <charconv>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -90,15 +90,20 @@ class Parser {
     SourceLoc loc = here();
     char c = peek();
     switch (c) {
-      case '{': return parse_object(depth);
-      case '[': return parse_array(depth);
+      case '{':
+        return parse_object(depth);
+      case '[':
+        return parse_array(depth);
       case '"': {
         std::string s = parse_string();
         return Node::string(std::move(s), loc);
       }
-      case 't': return parse_literal("true", Node::boolean(true, loc));
-      case 'f': return parse_literal("false", Node::boolean(false, loc));
-      case 'n': return parse_literal("null", Node::null(loc));
+      case 't':
+        return parse_literal("true", Node::boolean(true, loc));
+      case 'f':
+        return parse_literal("false", Node::boolean(false, loc));
+      case 'n':
+        return parse_literal("null", Node::null(loc));
       default:
         if (c == '-' || (c >= '0' && c <= '9')) return parse_number();
         if (c == '\'') {
@@ -249,14 +254,30 @@ class Parser {
       advance();
       char e = peek();
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           advance();
           std::uint32_t cp;
@@ -417,8 +438,7 @@ class Parser {
 
 }  // namespace
 
-base::Result<Node> parse_json(std::string_view text, std::uint32_t file,
-                              base::Diagnostics& diags) {
+base::Result<Node> parse_json(std::string_view text, std::uint32_t file, base::Diagnostics& diags) {
   // A UTF-8 byte order mark is tolerated, as editors on some systems write one.
   std::size_t skip = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
   Parser parser(text, skip, file, diags);

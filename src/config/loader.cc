@@ -80,9 +80,9 @@ class Loader {
       return std::nullopt;
     }
     if (!node->is_object()) {
-      diags_.error("wrong-type", node->loc(),
-                   "the top level of " + path + " must be an object, not " +
-                       std::string(node->kind_name()));
+      diags_.error(
+          "wrong-type", node->loc(),
+          "the top level of " + path + " must be an object, not " + std::string(node->kind_name()));
       return std::nullopt;
     }
     return std::move(*node);
@@ -242,7 +242,8 @@ class Loader {
         m.value.loc().col - 1 <= line.size()) {
       return line.substr(0, m.value.loc().col - 1) + "\"********\"";
     }
-    return line.substr(0, std::min<std::size_t>(line.size(), m.key_loc.col - 1 + m.key.size() + 2)) +
+    return line.substr(0,
+                       std::min<std::size_t>(line.size(), m.key_loc.col - 1 + m.key.size() + 2)) +
            " ********";
   }
 
@@ -316,11 +317,11 @@ class Loader {
       if (!p.firewall.present) {
         s.object("firewall", read_global_firewall);
         if (const Node::Member* m = shared->find_member("firewall")) {
-          diags_.warning("moved-key", m->key_loc,
-                         "firewall settings belong at the top level of " +
-                             std::string(kHypervisorFile),
-                         "move \"firewall\" out of \"shared_volumes\"; Phoenix reads it here "
-                         "only for compatibility");
+          diags_.warning(
+              "moved-key", m->key_loc,
+              "firewall settings belong at the top level of " + std::string(kHypervisorFile),
+              "move \"firewall\" out of \"shared_volumes\"; Phoenix reads it here "
+              "only for compatibility");
         }
       } else {
         s.known("firewall");
@@ -330,10 +331,10 @@ class Loader {
         s.known(m.key);
       }
       if (shared->size() > (shared->find("firewall") ? 1u : 0u)) {
-        diags_.warning("unused-key", r.node().find_member("shared_volumes")->key_loc,
-                       "\"shared_volumes\" in " + std::string(kHypervisorFile) +
-                           " is not used by Phoenix",
-                       "declare shared directories as mount_points of the guests that use them");
+        diags_.warning(
+            "unused-key", r.node().find_member("shared_volumes")->key_loc,
+            "\"shared_volumes\" in " + std::string(kHypervisorFile) + " is not used by Phoenix",
+            "declare shared directories as mount_points of the guests that use them");
       }
     }
     r.object("portainer_api", [&](ObjectReader& a) {
@@ -348,11 +349,14 @@ class Loader {
         a.known(secret);
         if (m && !m->value.is_null()) {
           api.inline_secret = true;
-          diags_.warning("inline-secret", m->key_loc,
-                         std::string(secret) + " is written in the configuration file; Phoenix "
-                                               "never reads secrets from it",
-                         "put the secret in a file readable only by its owner (mode 0600) and "
-                         "name it with \"" + std::string(secret) + "_file\"")
+          diags_
+              .warning("inline-secret", m->key_loc,
+                       std::string(secret) +
+                           " is written in the configuration file; Phoenix "
+                           "never reads secrets from it",
+                       "put the secret in a file readable only by its owner (mode 0600) and "
+                       "name it with \"" +
+                           std::string(secret) + "_file\"")
               .masked_source = masked_line(*m);
         }
       }
@@ -391,11 +395,12 @@ class Loader {
       a.boolean("insecure", api.insecure);
       if (const Node::Member* m = a.node().find_member("token_secret")) {
         a.known("token_secret");
-        diags_.error("inline-secret", m->key_loc,
-                     "token_secret is written in the configuration file; Phoenix never reads "
-                     "secrets from it",
-                     "put the token secret in a file with mode 0600 and name it with "
-                     "\"token_secret_file\"")
+        diags_
+            .error("inline-secret", m->key_loc,
+                   "token_secret is written in the configuration file; Phoenix never reads "
+                   "secrets from it",
+                   "put the token secret in a file with mode 0600 and name it with "
+                   "\"token_secret_file\"")
             .masked_source = masked_line(*m);
       }
     });
@@ -436,9 +441,9 @@ class Loader {
       auto ref = guest_ref(Node::string(m.key, m.key_loc), "each key of lxc_configs");
       if (!ref) continue;
       if (!m.value.is_object()) {
-        diags_.error("wrong-type", m.value.loc(),
-                     "LXC " + m.key + " must be an object, not " +
-                         std::string(m.value.kind_name()));
+        diags_.error(
+            "wrong-type", m.value.loc(),
+            "LXC " + m.key + " must be an object, not " + std::string(m.value.kind_name()));
         continue;
       }
       Guest g;
@@ -503,8 +508,8 @@ class Loader {
     for (const char* legacy :
          {"vllm_model", "vllm_quantization", "vllm_max_model_len", "vllm_gpu_memory_utilization",
           "vllm_tensor_parallel_size", "vllm_served_model_name", "vllm_model_type", "vllm_port",
-          "vllm_trust_remote_code", "vllm_parameters", "vllm_args", "vllm",
-          "integration_tests", "run_integration_tests"}) {
+          "vllm_trust_remote_code", "vllm_parameters", "vllm_args", "vllm", "integration_tests",
+          "run_integration_tests"}) {
       r.unused(legacy, "use \"vllm_engine_config\"");
     }
   }
@@ -517,8 +522,10 @@ class Loader {
       auto n = base::parse_uint(base::trim(part));
       if (!n || *n > 63) {
         diags_.error("bad-gpu-assignment", g.gpu_assignment.loc,
-                     "gpu_assignment of " + g.label() + " must be \"none\" or GPU indexes such "
-                     "as \"0\" or \"0,1\", not \"" + g.gpu_assignment.value + "\"");
+                     "gpu_assignment of " + g.label() +
+                         " must be \"none\" or GPU indexes such "
+                         "as \"0\" or \"0,1\", not \"" +
+                         g.gpu_assignment.value + "\"");
         g.gpus.clear();
         return;
       }
@@ -635,14 +642,15 @@ class Loader {
       o.str("name", ref.name);
       o.str("environment", ref.environment);
       if (!ref.name.present) {
-        diags_.error("missing-key", s.loc(), "docker_stacks entry of " + g.label() +
-                                                 " has no \"name\"");
+        diags_.error("missing-key", s.loc(),
+                     "docker_stacks entry of " + g.label() + " has no \"name\"");
         return;
       }
     } else {
       diags_.error("wrong-type", s.loc(),
                    "each entry of docker_stacks must be a stack name or {\"name\", "
-                   "\"environment\"}, not " + std::string(s.kind_name()));
+                   "\"environment\"}, not " +
+                       std::string(s.kind_name()));
       return;
     }
     g.docker_stacks.push_back(std::move(ref));
@@ -700,8 +708,10 @@ class Loader {
     if (!envs || envs->is_null()) return;
     if (!envs->is_object()) {
       diags_.error("wrong-type", envs->loc(),
-                   "environments in stack " + stack.name + " must be an object keyed by "
-                   "environment name, not " + std::string(envs->kind_name()));
+                   "environments in stack " + stack.name +
+                       " must be an object keyed by "
+                       "environment name, not " +
+                       std::string(envs->kind_name()));
       return;
     }
     for (const Node::Member& m : envs->members()) {
@@ -724,10 +734,10 @@ class Loader {
           // Numbers are common in the seeds' variables ("API_PORT": 8000); keep their text.
           if (const Node* n = v.node().find("value"); n && n->is_number()) {
             var.value = {n->text(), n->loc(), true};
-            diags_.warning("wrong-type", n->loc(),
-                           "variable values are strings; " + n->text() + " is used as \"" +
-                               n->text() + "\"",
-                           "quote the value");
+            diags_.warning(
+                "wrong-type", n->loc(),
+                "variable values are strings; " + n->text() + " is used as \"" + n->text() + "\"",
+                "quote the value");
           }
         }
         env.variables.push_back(std::move(var));

@@ -16,7 +16,7 @@ inline constexpr const char* kVmFile = "phoenix_vm_configs.json";
 inline constexpr const char* kDefaultConfigDir = "/usr/local/phoenix_hypervisor/etc";
 
 struct LoadOptions {
-  std::string config_dir;  // holds the three JSON files
+  std::string config_dir;                 // holds the three JSON files
   std::optional<std::string> stacks_dir;  // default: stacks/ beside config_dir
   std::optional<std::string> bin_dir;     // default: bin/ beside config_dir
 };

@@ -46,9 +46,7 @@ const char* kVm = R"({
   ]
 })";
 
-LoadResult load(MemoryTree& tree) {
-  return load_estate({"/e/etc", {}, {}}, tree);
-}
+LoadResult load(MemoryTree& tree) { return load_estate({"/e/etc", {}, {}}, tree); }
 
 MemoryTree small_estate() {
   MemoryTree tree;
@@ -171,8 +169,8 @@ TEST(Loader, ExactWarningSet) {
   LoadResult r = load(tree);
   std::vector<std::string> codes;
   for (const base::Diagnostic& d : r.diags.sorted()) codes.push_back(d.code);
-  EXPECT_EQ(codes, (std::vector<std::string>{"moved-key", "inline-secret", "unknown-key",
-                                             "unused-key"}));
+  EXPECT_EQ(codes,
+            (std::vector<std::string>{"moved-key", "inline-secret", "unknown-key", "unused-key"}));
 }
 
 TEST(Loader, BadIdsAndGpuAssignment) {
@@ -184,15 +182,17 @@ TEST(Loader, BadIdsAndGpuAssignment) {
   LoadResult r = load(tree);
   const base::Diagnostic* id = find_diag(r.diags, "bad-guest-id", "lxc_configs");
   ASSERT_NE(id, nullptr);
-  EXPECT_EQ(id->message, "each key of lxc_configs must be a guest id between 100 and 999999999, "
-                         "not \"12\"");
+  EXPECT_EQ(id->message,
+            "each key of lxc_configs must be a guest id between 100 and 999999999, "
+            "not \"12\"");
   const base::Diagnostic* vmid = find_diag(r.diags, "bad-guest-id", "vmid");
   ASSERT_NE(vmid, nullptr);
   EXPECT_EQ(vmid->message, "vmid must be a guest id between 100 and 999999999, not \"abc\"");
   const base::Diagnostic* gpu = find_diag(r.diags, "bad-gpu-assignment");
   ASSERT_NE(gpu, nullptr);
-  EXPECT_EQ(gpu->message, "gpu_assignment of LXC 103 must be \"none\" or GPU indexes such as "
-                          "\"0\" or \"0,1\", not \"0,x\"");
+  EXPECT_EQ(gpu->message,
+            "gpu_assignment of LXC 103 must be \"none\" or GPU indexes such as "
+            "\"0\" or \"0,1\", not \"0,x\"");
   ASSERT_NE(r.estate->guest(103), nullptr);
   EXPECT_TRUE(r.estate->guest(103)->gpus.empty());
 }

@@ -29,8 +29,8 @@ void ObjectReader::type_error(const Node& value, std::string_view key, std::stri
     hint = "write true or false without quotes";
   }
   diags_.error("wrong-type", value.loc(),
-               std::string(key) + " in " + what_ + " must be " + std::string(expected) +
-                   ", not " + std::string(value.kind_name()),
+               std::string(key) + " in " + what_ + " must be " + std::string(expected) + ", not " +
+                   std::string(value.kind_name()),
                hint);
 }
 
@@ -141,8 +141,7 @@ void ObjectReader::object(std::string_view key, const std::function<void(ObjectR
   sub.finish();
 }
 
-void ObjectReader::object_list(std::string_view key,
-                               const std::function<void(ObjectReader&)>& fn) {
+void ObjectReader::object_list(std::string_view key, const std::function<void(ObjectReader&)>& fn) {
   const Node* v = take(key);
   if (!v || v->is_null()) return;
   if (!v->is_array()) {

@@ -31,7 +31,8 @@ class ObjectReader {
   void boolean(std::string_view key, Val<bool>& out);
   // An array of strings; a single string is accepted as a one-element list when
   // `allow_single` (the seeds write `nameservers` both ways).
-  void str_list(std::string_view key, std::vector<Val<std::string>>& out, bool allow_single = false);
+  void str_list(std::string_view key, std::vector<Val<std::string>>& out,
+                bool allow_single = false);
   // A nested object; `fn` is called only when the key is present and is an object.
   void object(std::string_view key, const std::function<void(ObjectReader&)>& fn);
   // An array of objects; `fn` is called for each element that is an object.

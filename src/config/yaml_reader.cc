@@ -30,15 +30,15 @@ class Builder {
 
   base::Result<Node> run(std::string_view text) {
     std::unique_ptr<yaml_parser_t, void (*)(yaml_parser_t*)> parser(new yaml_parser_t,
-                                                                     [](yaml_parser_t* p) {
-                                                                       yaml_parser_delete(p);
-                                                                       delete p;
-                                                                     });
+                                                                    [](yaml_parser_t* p) {
+                                                                      yaml_parser_delete(p);
+                                                                      delete p;
+                                                                    });
     if (!yaml_parser_initialize(parser.get())) {
       return base::fail(ErrorKind::kInternal, "cannot initialise the YAML parser");
     }
-    yaml_parser_set_input_string(parser.get(),
-                                 reinterpret_cast<const unsigned char*>(text.data()), text.size());
+    yaml_parser_set_input_string(parser.get(), reinterpret_cast<const unsigned char*>(text.data()),
+                                 text.size());
     std::size_t documents = 0;
     while (true) {
       yaml_event_t event;
@@ -59,9 +59,8 @@ class Builder {
           std::string value(reinterpret_cast<const char*>(event.data.scalar.value),
                             event.data.scalar.length);
           bool plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-          std::string tag = event.data.scalar.tag
-                                ? reinterpret_cast<const char*>(event.data.scalar.tag)
-                                : "";
+          std::string tag =
+              event.data.scalar.tag ? reinterpret_cast<const char*>(event.data.scalar.tag) : "";
           bool as_string = !plain || tag == YAML_STR_TAG || tag == "!";
           Node n = as_string ? Node::string(std::move(value), loc)
                              : base::resolve_plain_scalar(value, loc);

@@ -58,7 +58,7 @@ const StackEnvironment* resolve_environment(const Stack& stack, const StackRef& 
 
 std::span<const std::string_view> known_features() {
   static constexpr std::string_view kFeatures[] = {
-      "base_setup", "trusted_ca", "step_cli",        "step_ca", "docker", "docker_proxy",
+      "base_setup", "trusted_ca",    "step_cli",        "step_ca", "docker", "docker_proxy",
       "traefik",    "nginx_gateway", "portainer_agent", "nvidia",  "vllm",
   };
   return kFeatures;

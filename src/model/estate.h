@@ -7,8 +7,8 @@
 #include <map>
 #include <optional>
 #include <span>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/node.h"
@@ -342,10 +342,10 @@ struct Estate {
   base::SourceManager sources;
   EstatePaths paths;
   Platform platform;
-  base::Node vm_defaults;         // phoenix_vm_configs.json "vm_defaults"
-  std::vector<Guest> guests;      // LXCs then VMs, each in file order
-  std::vector<Stack> stacks;      // sorted by name
-  SourceLoc lxc_file_loc;         // whole-file locations, for diagnostics about files
+  base::Node vm_defaults;     // phoenix_vm_configs.json "vm_defaults"
+  std::vector<Guest> guests;  // LXCs then VMs, each in file order
+  std::vector<Stack> stacks;  // sorted by name
+  SourceLoc lxc_file_loc;     // whole-file locations, for diagnostics about files
   SourceLoc vm_file_loc;
 
   const Guest* guest(GuestId id) const;

@@ -14,7 +14,7 @@ namespace phoenix::model {
 // ${VAR?message} (required).
 struct InterpolationResult {
   std::string text;
-  std::vector<std::string> unset;  // variables used without a value or a default
+  std::vector<std::string> unset;    // variables used without a value or a default
   std::optional<std::string> error;  // malformed reference or a required variable missing
 };
 

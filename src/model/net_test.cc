@@ -35,8 +35,8 @@ TEST(Net, ParseCidr) {
   auto bare = parse_cidr("10.0.0.1", true);
   ASSERT_TRUE(bare.has_value());
   EXPECT_EQ(bare->prefix, 32);
-  for (const char* bad : {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "10.0.0.0/100",
-                          "10.0.0.256/8", "/8"}) {
+  for (const char* bad :
+       {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "10.0.0.0/100", "10.0.0.256/8", "/8"}) {
     EXPECT_FALSE(parse_cidr(bad).has_value()) << bad;
   }
 }

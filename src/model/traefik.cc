@@ -133,12 +133,12 @@ class RuleParser {
     int n = static_cast<int>(args.size());
     if (n < spec->min_args || n > spec->max_args) {
       pos_ = start;
-      std::string want = spec->min_args == spec->max_args
-                             ? std::to_string(spec->min_args)
-                             : std::to_string(spec->min_args) + " or " +
-                                   std::to_string(spec->max_args);
-      fail(std::string(name) + " takes " + want + " argument" +
-           (spec->max_args == 1 ? "" : "s") + ", got " + std::to_string(n) +
+      std::string want =
+          spec->min_args == spec->max_args
+              ? std::to_string(spec->min_args)
+              : std::to_string(spec->min_args) + " or " + std::to_string(spec->max_args);
+      fail(std::string(name) + " takes " + want + " argument" + (spec->max_args == 1 ? "" : "s") +
+           ", got " + std::to_string(n) +
            (name == "Host" && n > 1 ? " (Traefik v3 needs Host(`a`) || Host(`b`))" : ""));
       return;
     }

@@ -12,11 +12,11 @@ RuleError rule_error(std::string_view rule) {
 }
 
 TEST(TraefikRule, AcceptsV3Rules) {
-  for (const char* ok : {"Host(`a`) && PathPrefix(`/x`)", "Host(`a`)", "!Host(`a`)",
-                         "(Host(`a`) || Host(`b`)) && !PathPrefix(`/admin`)",
-                         "Host(\"a\") || Host(`b`)", "Header(`X-A`, `1`)", "Query(`q`)",
-                         "Query(`q`, `v`)", "  Host(`a`)  ", "Method(`GET`)&&Path(`/`)",
-                         "ClientIP(`10.0.0.0/8`)"}) {
+  for (const char* ok :
+       {"Host(`a`) && PathPrefix(`/x`)", "Host(`a`)", "!Host(`a`)",
+        "(Host(`a`) || Host(`b`)) && !PathPrefix(`/admin`)", "Host(\"a\") || Host(`b`)",
+        "Header(`X-A`, `1`)", "Query(`q`)", "Query(`q`, `v`)", "  Host(`a`)  ",
+        "Method(`GET`)&&Path(`/`)", "ClientIP(`10.0.0.0/8`)"}) {
     auto e = parse_rule(ok);
     EXPECT_FALSE(e.has_value()) << ok << ": " << (e ? e->message : "");
   }

@@ -33,7 +33,8 @@ void flatten_into(const json& j, const std::string& prefix, std::map<std::string
     }
     return;
   }
-  if (j.is_array() && std::any_of(j.begin(), j.end(), [](const json& e) { return e.is_object(); })) {
+  if (j.is_array() &&
+      std::any_of(j.begin(), j.end(), [](const json& e) { return e.is_object(); })) {
     for (std::size_t i = 0; i < j.size(); ++i) {
       flatten_into(j[i], prefix + "[" + std::to_string(i) + "]", out);
     }
@@ -60,11 +61,16 @@ std::map<std::string, json> flatten(const json& fields) {
 
 std::string_view to_string(ActionKind kind) {
   switch (kind) {
-    case ActionKind::kCreate: return "create";
-    case ActionKind::kUpdate: return "update";
-    case ActionKind::kReplace: return "replace";
-    case ActionKind::kDelete: return "delete";
-    case ActionKind::kNoop: return "no-op";
+    case ActionKind::kCreate:
+      return "create";
+    case ActionKind::kUpdate:
+      return "update";
+    case ActionKind::kReplace:
+      return "replace";
+    case ActionKind::kDelete:
+      return "delete";
+    case ActionKind::kNoop:
+      return "no-op";
   }
   return "?";
 }
@@ -76,9 +82,9 @@ base::Result<Observed> parse_snapshot(const json& doc) {
                       "not a Phoenix snapshot: expected an object with \"phoenix_snapshot\": 1");
   }
   if (doc["phoenix_snapshot"] != 1) {
-    return base::fail(ErrorKind::kInvalidInput,
-                      "unsupported snapshot version " + doc["phoenix_snapshot"].dump() +
-                          "; this Phoenix reads version 1");
+    return base::fail(ErrorKind::kInvalidInput, "unsupported snapshot version " +
+                                                    doc["phoenix_snapshot"].dump() +
+                                                    "; this Phoenix reads version 1");
   }
   Observed out;
   if (!doc.contains("resources")) return out;
@@ -121,8 +127,8 @@ json make_snapshot(const std::vector<compile::Resource>& resources) {
 }
 
 std::size_t Plan::count(ActionKind kind) const {
-  return static_cast<std::size_t>(std::count_if(
-      actions.begin(), actions.end(), [&](const Action& a) { return a.kind == kind; }));
+  return static_cast<std::size_t>(std::count_if(actions.begin(), actions.end(),
+                                                [&](const Action& a) { return a.kind == kind; }));
 }
 
 bool Plan::has_changes() const {
@@ -272,7 +278,8 @@ base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
     a.reason = "managed by Phoenix but no longer in the estate";
     if (a.resource_kind == "lxc" || a.resource_kind == "vm") {
       a.stage = compile::Stage::kGuests;
-      if (auto n = a.name; !n.empty() && std::all_of(n.begin(), n.end(), ::isdigit) && n.size() < 10) {
+      if (auto n = a.name;
+          !n.empty() && std::all_of(n.begin(), n.end(), ::isdigit) && n.size() < 10) {
         a.owner = static_cast<compile::GuestId>(std::stoul(n));
       }
     } else if (a.resource_kind == "stack") {
@@ -319,11 +326,25 @@ std::string format_plan(const Plan& plan, const TextOptions& opts) {
       std::string sym;
       const char* colour = kGreen;
       switch (a.kind) {
-        case ActionKind::kCreate: sym = "+"; break;
-        case ActionKind::kUpdate: sym = "~"; colour = kYellow; break;
-        case ActionKind::kReplace: sym = "-/+"; colour = kMagenta; break;
-        case ActionKind::kDelete: sym = "-"; colour = kRed; break;
-        case ActionKind::kNoop: sym = " "; colour = ""; break;
+        case ActionKind::kCreate:
+          sym = "+";
+          break;
+        case ActionKind::kUpdate:
+          sym = "~";
+          colour = kYellow;
+          break;
+        case ActionKind::kReplace:
+          sym = "-/+";
+          colour = kMagenta;
+          break;
+        case ActionKind::kDelete:
+          sym = "-";
+          colour = kRed;
+          break;
+        case ActionKind::kNoop:
+          sym = " ";
+          colour = "";
+          break;
       }
       std::string head = sym + " " + a.id;
       if (!a.name.empty() && a.id.find(a.name) == std::string::npos) head += " (" + a.name + ")";
@@ -353,7 +374,8 @@ json plan_to_json(const Plan& plan) {
   for (const Action& a : plan.actions) {
     json changes = json::array();
     for (const FieldChange& c : a.changes) {
-      json jc = {{"field", c.path}, {"before", c.before ? *c.before : json(nullptr)},
+      json jc = {{"field", c.path},
+                 {"before", c.before ? *c.before : json(nullptr)},
                  {"after", c.after ? *c.after : json(nullptr)}};
       if (c.forces_replacement) jc["forces_replacement"] = true;
       changes.push_back(std::move(jc));

@@ -10,8 +10,13 @@ using compile::Stage;
 using nlohmann::json;
 
 Resource lxc(compile::GuestId id, json fields, std::vector<std::string> deps = {}) {
-  return Resource{"lxc/" + std::to_string(id), "lxc", std::to_string(id), Stage::kGuests, id,
-                  std::move(deps), std::move(fields)};
+  return Resource{"lxc/" + std::to_string(id),
+                  "lxc",
+                  std::to_string(id),
+                  Stage::kGuests,
+                  id,
+                  std::move(deps),
+                  std::move(fields)};
 }
 
 std::vector<Resource> estate() {
@@ -19,14 +24,30 @@ std::vector<Resource> estate() {
   out.push_back(lxc(101, {{"memory_mb", 2048}, {"unprivileged", true}}));
   out.push_back(lxc(102, {{"memory_mb", 1024}}, {"lxc/101"}));
   out.push_back(lxc(103, {{"memory_mb", 512}}));
-  out.push_back(Resource{"dns/app.phoenix.local", "dns", "app.phoenix.local",
-                         Stage::kInfrastructure, std::nullopt, {}, {{"ip", "10.0.3.102"}}});
-  out.push_back(Resource{"file/102:/etc/x", "file", "102:/etc/x", Stage::kGateways, 102,
-                         {"lxc/102"}, {{"sha256", "abc"}}});
-  out.push_back(Resource{"network/traefik-public", "network", "traefik-public", Stage::kSwarm,
-                         std::nullopt, {}, json::object()});
+  out.push_back(Resource{"dns/app.phoenix.local",
+                         "dns",
+                         "app.phoenix.local",
+                         Stage::kInfrastructure,
+                         std::nullopt,
+                         {},
+                         {{"ip", "10.0.3.102"}}});
+  out.push_back(Resource{"file/102:/etc/x",
+                         "file",
+                         "102:/etc/x",
+                         Stage::kGateways,
+                         102,
+                         {"lxc/102"},
+                         {{"sha256", "abc"}}});
+  out.push_back(Resource{"network/traefik-public",
+                         "network",
+                         "traefik-public",
+                         Stage::kSwarm,
+                         std::nullopt,
+                         {},
+                         json::object()});
   // Sorted by id, as compile_estate returns them, so that order is not given for free.
-  std::sort(out.begin(), out.end(), [](const Resource& a, const Resource& b) { return a.id > b.id; });
+  std::sort(out.begin(), out.end(),
+            [](const Resource& a, const Resource& b) { return a.id > b.id; });
   return out;
 }
 
@@ -46,9 +67,9 @@ const Action* find(const Plan& p, std::string_view id) {
 TEST(Plan, CreatesInDependencyOrder) {
   auto p = make_plan(estate(), Observed{}, {});
   ASSERT_TRUE(p.has_value());
-  EXPECT_EQ(ids(*p), (std::vector<std::string>{"lxc/101", "lxc/102", "lxc/103",
-                                               "dns/app.phoenix.local", "network/traefik-public",
-                                               "file/102:/etc/x"}));
+  EXPECT_EQ(ids(*p),
+            (std::vector<std::string>{"lxc/101", "lxc/102", "lxc/103", "dns/app.phoenix.local",
+                                      "network/traefik-public", "file/102:/etc/x"}));
   for (const Action& a : p->actions) {
     EXPECT_EQ(a.kind, ActionKind::kCreate) << a.id;
     EXPECT_EQ(a.reason, "not present on the platform");
@@ -211,14 +232,10 @@ TEST(Plan, FlattenPaths) {
   })");
   auto flat = flatten(fields);
   std::map<std::string, json> expected = {
-      {"memory_mb", 2048},
-      {"net0.ip", "10.0.0.1/24"},
-      {"net0.gw", "10.0.0.1"},
-      {"tags", json::array({"a", "b"})},
-      {"mounts[0].host", "/a"},
-      {"mounts[1].host", "/b"},
-      {"mounts[1].opts.ro", true},
-      {"empty", json::object()},
+      {"memory_mb", 2048},         {"net0.ip", "10.0.0.1/24"},
+      {"net0.gw", "10.0.0.1"},     {"tags", json::array({"a", "b"})},
+      {"mounts[0].host", "/a"},    {"mounts[1].host", "/b"},
+      {"mounts[1].opts.ro", true}, {"empty", json::object()},
       {"none", json::array()},
   };
   EXPECT_EQ(flat, expected);

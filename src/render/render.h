@@ -10,7 +10,7 @@ namespace phoenix::render {
 
 // One generated file: where `phoenix render` writes it, and where `sync` delivers it.
 struct Artifact {
-  std::string path;     // relative to the render directory, e.g. "traefik/dynamic_conf.yml"
+  std::string path;  // relative to the render directory, e.g. "traefik/dynamic_conf.yml"
   std::string content;
   // Delivery target: a guest (nullopt: the Proxmox host) and an absolute path there. Files that
   // are applied through an API instead (compose files, firewall rules) have an empty target.

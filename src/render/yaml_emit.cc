@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "base/strings.h"
 #include "base/scalar.h"
+#include "base/strings.h"
 
 namespace phoenix::render {
 namespace {
@@ -14,16 +14,19 @@ using base::Node;
 
 std::string scalar(const Node& n) {
   switch (n.kind()) {
-    case Node::Kind::kNull: return "null";
-    case Node::Kind::kBool: return n.as_bool() ? "true" : "false";
-    case Node::Kind::kInt: return std::to_string(n.as_int());
+    case Node::Kind::kNull:
+      return "null";
+    case Node::Kind::kBool:
+      return n.as_bool() ? "true" : "false";
+    case Node::Kind::kInt:
+      return std::to_string(n.as_int());
     case Node::Kind::kDouble: {
       double d = n.as_double();
       if (std::isnan(d)) return ".nan";
       if (std::isinf(d)) return d > 0 ? ".inf" : "-.inf";
       // The source text keeps the user's spelling (0.50); fall back to shortest round-trip.
-      if (!n.text().empty() && base::resolve_plain_scalar(n.text(), {}).kind() ==
-                                   Node::Kind::kDouble) {
+      if (!n.text().empty() &&
+          base::resolve_plain_scalar(n.text(), {}).kind() == Node::Kind::kDouble) {
         return n.text();
       }
       char buf[32];
@@ -32,7 +35,8 @@ std::string scalar(const Node& n) {
     }
     case Node::Kind::kString:
       return is_plain_safe(n.text()) ? n.text() : base::json_quote(n.text());
-    default: return "";
+    default:
+      return "";
   }
 }
 
@@ -48,9 +52,7 @@ std::string key_text(const std::string& key) {
   return is_plain_safe(key) ? key : base::json_quote(key);
 }
 
-bool is_empty_collection(const Node& n) {
-  return (n.is_array() || n.is_object()) && n.size() == 0;
-}
+bool is_empty_collection(const Node& n) { return (n.is_array() || n.is_object()) && n.size() == 0; }
 
 void emit(const Node& n, int indent, std::string& out);
 
@@ -104,8 +106,8 @@ bool is_plain_safe(std::string_view t) {
   if (t.empty()) return false;
   // Anything that would read back as another type must be quoted.
   if (base::resolve_plain_scalar(std::string(t), {}).kind() != Node::Kind::kString) return false;
-  static const std::string_view kYaml11[] = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No",
-                                             "NO", "on", "On", "ON", "off", "Off", "OFF"};
+  static const std::string_view kYaml11[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no",
+                                             "No", "NO", "on",  "On",  "ON",  "off", "Off", "OFF"};
   for (std::string_view w : kYaml11) {
     if (t == w) return false;  // booleans to YAML 1.1 readers such as Go's yaml.v2
   }

@@ -10,11 +10,12 @@ namespace {
 using base::Node;
 
 TEST(YamlEmit, QuotesStringsThatWouldReadBackAsSomethingElse) {
-  for (const char* quoted : {"true", "false", "True", "null", "~", "8080", "-1", "0.5", "1e3",
-                             "0x1F", ".inf", "yes", "no", "on", "off", "Y", "", ": x", "a: b",
-                             "a:", "a #b", "#x", "`cmd`", "Host(`a`)", "-", "- x", "*alias",
-                             "&anchor", "!tag", "|", ">", "'q'", "\"q\"", "%x", "@x", "[a]",
-                             "{a}", "a,b", " lead", "trail ", "line\nbreak", "tab\there", "?x"}) {
+  for (const char* quoted :
+       {"true",    "false", "True",  "null",   "~",           "8080",      "-1", "0.5", "1e3",
+        "0x1F",    ".inf",  "yes",   "no",     "on",          "off",       "Y",  "",    ": x",
+        "a: b",    "a:",    "a #b",  "#x",     "`cmd`",       "Host(`a`)", "-",  "- x", "*alias",
+        "&anchor", "!tag",  "|",     ">",      "'q'",         "\"q\"",     "%x", "@x",  "[a]",
+        "{a}",     "a,b",   " lead", "trail ", "line\nbreak", "tab\there", "?x"}) {
     EXPECT_FALSE(is_plain_safe(quoted)) << "[" << quoted << "]";
   }
   for (const char* plain : {"hello", "nginx:latest", "http://x:80/y", "a#b", "-x", "--flag",
@@ -105,11 +106,45 @@ TEST(YamlEmit, RoundTripsATrickyDocument) {
   // Keys in sorted order, since the emitter sorts them and Node equality is ordered.
   Node root = Node::object();
   Node strings = Node::array();
-  for (const char* s : {"true", "8080", "yes", "", ": x", "a #b", "`x`", "null", "~", "-", "- x",
-                        "a: b", "0x10", "1e5", ".nan", "  spaced  ", "line\nbreak\ttab",
-                        "quote\"back\\slash", "caf\xC3\xA9", "\x01", "#", "@", "{}", "[]",
-                        "Host(`a.example.com`) && PathPrefix(`/x`)", "${VAR:-d}", "*", "&", "!",
-                        "|", ">", "%", "'", "-x", "?", "x:y", "no", "OFF", "plain text"}) {
+  for (const char* s : {"true",
+                        "8080",
+                        "yes",
+                        "",
+                        ": x",
+                        "a #b",
+                        "`x`",
+                        "null",
+                        "~",
+                        "-",
+                        "- x",
+                        "a: b",
+                        "0x10",
+                        "1e5",
+                        ".nan",
+                        "  spaced  ",
+                        "line\nbreak\ttab",
+                        "quote\"back\\slash",
+                        "caf\xC3\xA9",
+                        "\x01",
+                        "#",
+                        "@",
+                        "{}",
+                        "[]",
+                        "Host(`a.example.com`) && PathPrefix(`/x`)",
+                        "${VAR:-d}",
+                        "*",
+                        "&",
+                        "!",
+                        "|",
+                        ">",
+                        "%",
+                        "'",
+                        "-x",
+                        "?",
+                        "x:y",
+                        "no",
+                        "OFF",
+                        "plain text"}) {
     strings.push_back(Node::string(s));
   }
   root.set("a_strings", std::move(strings));

@@ -21,12 +21,6 @@ using model::Guest;
 using model::GuestId;
 using model::Val;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // Location of byte `offset` inside a JSON string literal that starts at `loc` (the opening
 // quote). Exact as long as nothing before `offset` was escaped, which holds for labels.
 SourceLoc inside_string(SourceLoc loc, std::size_t offset) {
@@ -119,7 +113,8 @@ class Validator {
     check_dns_name(p.portainer_api.portainer_hostname, "portainer_hostname");
     check_dns_name(p.step_ca.dns_name, "step_ca.dns_name");
     if (p.firewall.present) {
-      for (const auto* pol : {&p.firewall.default_input_policy, &p.firewall.default_output_policy}) {
+      for (const auto* pol :
+           {&p.firewall.default_input_policy, &p.firewall.default_output_policy}) {
         if (pol->present && pol->value != "ACCEPT" && pol->value != "DROP" &&
             pol->value != "REJECT") {
           d_.error("bad-firewall-rule", pol->loc,
@@ -149,7 +144,8 @@ class Validator {
   }
 
   std::string default_vm_bridge() const {
-    if (const Node* b = e_.vm_defaults.is_object() ? e_.vm_defaults.find("network_bridge") : nullptr;
+    if (const Node* b =
+            e_.vm_defaults.is_object() ? e_.vm_defaults.find("network_bridge") : nullptr;
         b && b->is_string()) {
       return b->text();
     }
@@ -177,18 +173,19 @@ class Validator {
       auto known = model::known_features();
       if (std::find(known.begin(), known.end(), f.value) == known.end()) {
         auto guess = base::closest_match(f.value, known);
-        d_.warning("unknown-feature", f.loc, "unknown feature \"" + f.value + "\" in " + g.label(),
-                   guess ? "did you mean \"" + *guess + "\"?"
-                         : "known features: " + feature_list());
+        d_.warning(
+            "unknown-feature", f.loc, "unknown feature \"" + f.value + "\" in " + g.label(),
+            guess ? "did you mean \"" + *guess + "\"?" : "known features: " + feature_list());
       }
     }
     if (g.is_lxc() && !g.os_template.present && !g.clone_from) {
-      d_.error("missing-key", g.loc,
-               g.label() + " has neither \"template\" nor \"clone_from_ctid\"",
-               "name an OS template, e.g. \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"");
+      d_.error(
+          "missing-key", g.loc, g.label() + " has neither \"template\" nor \"clone_from_ctid\"",
+          "name an OS template, e.g. \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"");
     }
     check_network(g, g.network, "network_config");
-    if (g.secondary_network.present) check_network(g, g.secondary_network, "secondary_network_config");
+    if (g.secondary_network.present)
+      check_network(g, g.secondary_network, "secondary_network_config");
     if (g.mac_address.present && !model::is_mac_address(g.mac_address.value)) {
       d_.error("bad-mac", g.mac_address.loc,
                "mac_address \"" + g.mac_address.value + "\" is not a MAC address",
@@ -200,8 +197,7 @@ class Validator {
       if (!t.name.present) {
         d_.error("missing-key", t.loc, "traefik_service of " + g.label() + " has no \"name\"",
                  "the name becomes the route's host name: <name>." + domain());
-      } else if (t.name.value.find('.') != std::string::npos ||
-                 !model::is_dns_name(t.name.value)) {
+      } else if (t.name.value.find('.') != std::string::npos || !model::is_dns_name(t.name.value)) {
         d_.error("bad-hostname", t.name.loc,
                  "traefik_service name \"" + t.name.value + "\" is not a valid DNS label",
                  "use letters, digits and hyphens; it becomes " + t.name.value + "." + domain());
@@ -228,14 +224,17 @@ class Validator {
     }
     for (const auto& m : g.id_maps) {
       if (m.type.present && m.type.value != "uid" && m.type.value != "gid") {
-        d_.error("bad-value", m.type.loc, "id_maps type \"" + m.type.value + "\" is not uid or gid");
+        d_.error("bad-value", m.type.loc,
+                 "id_maps type \"" + m.type.value + "\" is not uid or gid");
       }
     }
     for (const auto& mp : g.mount_points) {
       for (const auto* p : {&mp.host_path, &mp.container_path}) {
         if (!p->present) {
-          d_.error("missing-key", mp.loc, "mount point of " + g.label() + " needs host_path and "
-                                          "container_path");
+          d_.error("missing-key", mp.loc,
+                   "mount point of " + g.label() +
+                       " needs host_path and "
+                       "container_path");
           break;
         }
         if (p->value.empty() || p->value.front() != '/') {
@@ -244,21 +243,23 @@ class Validator {
       }
     }
     if (g.is_vm()) {
-      if (g.swarm_role.present && g.swarm_role.value != "manager" && g.swarm_role.value != "worker") {
+      if (g.swarm_role.present && g.swarm_role.value != "manager" &&
+          g.swarm_role.value != "worker") {
         d_.error("bad-value", g.swarm_role.loc,
                  "swarm_role \"" + g.swarm_role.value + "\" is not manager or worker");
       }
       for (const auto& l : g.node_labels) {
         std::size_t eq = l.value.find('=');
         if (eq == std::string::npos || eq == 0) {
-          d_.error("bad-label", l.loc, "node label \"" + l.value + "\" is not of the form key=value");
+          d_.error("bad-label", l.loc,
+                   "node label \"" + l.value + "\" is not of the form key=value");
         }
       }
       check_dns_name(g.portainer_agent_hostname, "portainer_agent_hostname");
     }
     if (g.portainer_role.present) {
       static const std::set<std::string, std::less<>> kRoles = {"primary", "agent", "none",
-                                                                 "infrastructure", "server"};
+                                                                "infrastructure", "server"};
       if (!kRoles.count(g.portainer_role.value)) {
         d_.error("bad-value", g.portainer_role.loc,
                  "portainer_role \"" + g.portainer_role.value +
@@ -305,8 +306,8 @@ class Validator {
                  "ip \"" + net.ip.value + "\" of " + g.label() + " is not a CIDR address", hint);
       }
     }
-    std::string bridge = net.bridge.present ? net.bridge.value
-                                            : (g.is_vm() ? default_vm_bridge() : std::string());
+    std::string bridge =
+        net.bridge.present ? net.bridge.value : (g.is_vm() ? default_vm_bridge() : std::string());
     if (cidr && !bridge.empty()) {
       auto it = subnets_.find(bridge);
       if (it == subnets_.end()) {
@@ -338,7 +339,8 @@ class Validator {
     }
     for (const auto& ns : net.nameservers) check_ip_field(ns, "nameserver");
     if (net.hwaddr.present && !model::is_mac_address(net.hwaddr.value)) {
-      d_.error("bad-mac", net.hwaddr.loc, "hwaddr \"" + net.hwaddr.value + "\" is not a MAC address",
+      d_.error("bad-mac", net.hwaddr.loc,
+               "hwaddr \"" + net.hwaddr.value + "\" is not a MAC address",
                "write six hex pairs separated by colons, e.g. 52:54:00:12:34:56");
     }
   }
@@ -386,7 +388,8 @@ class Validator {
 
   void check_rule(const model::FirewallRule& r) {
     if (!r.type.present) {
-      d_.error("bad-firewall-rule", r.loc, "firewall rule has no \"type\"", "use \"in\" or \"out\"");
+      d_.error("bad-firewall-rule", r.loc, "firewall rule has no \"type\"",
+               "use \"in\" or \"out\"");
     } else if (r.type.value != "in" && r.type.value != "out") {
       d_.error("bad-firewall-rule", r.type.loc,
                "firewall rule type \"" + r.type.value + "\" is not \"in\" or \"out\"");
@@ -394,13 +397,15 @@ class Validator {
     if (!r.action.present) {
       d_.error("bad-firewall-rule", r.loc, "firewall rule has no \"action\"",
                "use ACCEPT, DROP or REJECT");
-    } else if (r.action.value != "ACCEPT" && r.action.value != "DROP" && r.action.value != "REJECT") {
+    } else if (r.action.value != "ACCEPT" && r.action.value != "DROP" &&
+               r.action.value != "REJECT") {
       std::string up;
-      for (char c : r.action.value) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      d_.error("bad-firewall-rule", r.action.loc,
-               "firewall action \"" + r.action.value + "\" is not ACCEPT, DROP or REJECT",
-               up == "ACCEPT" || up == "DROP" || up == "REJECT" ? "write it in capitals: " + up
-                                                                 : "");
+      for (char c : r.action.value)
+        up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      d_.error(
+          "bad-firewall-rule", r.action.loc,
+          "firewall action \"" + r.action.value + "\" is not ACCEPT, DROP or REJECT",
+          up == "ACCEPT" || up == "DROP" || up == "REJECT" ? "write it in capitals: " + up : "");
     }
     bool proto_ok = true;
     if (r.proto.present) {
@@ -416,7 +421,8 @@ class Validator {
     if (r.port.present && proto_ok) {
       if (!r.proto.present || (r.proto.value != "tcp" && r.proto.value != "udp" &&
                                r.proto.value != "sctp" && r.proto.value != "udplite")) {
-        d_.error("bad-firewall-rule", r.port.loc, "firewall rule has a port but its proto has no ports",
+        d_.error("bad-firewall-rule", r.port.loc,
+                 "firewall rule has a port but its proto has no ports",
                  "add \"proto\": \"tcp\" (ports exist for tcp, udp, sctp and udplite)");
       }
       for (const std::string& part : base::split(r.port.value, ',')) {
@@ -459,9 +465,9 @@ class Validator {
     std::map<std::string, std::pair<const Guest*, SourceLoc>> names, ips, macs;
     for (const Guest& g : e_.guests) {
       if (auto [it, fresh] = ids.emplace(g.id, &g); !fresh) {
-        auto& diag = d_.error("duplicate-id", g.loc,
-                              "guest id " + std::to_string(g.id) + " is used twice",
-                              "LXC and VM ids share one namespace on a Proxmox node; pick a free id");
+        auto& diag =
+            d_.error("duplicate-id", g.loc, "guest id " + std::to_string(g.id) + " is used twice",
+                     "LXC and VM ids share one namespace on a Proxmox node; pick a free id");
         first_seen(diag, it->second->loc, "first used by " + it->second->label());
       }
       auto unique = [&](auto& seen, const std::string& key, SourceLoc loc, std::string code,
@@ -469,14 +475,15 @@ class Validator {
         if (key.empty()) return;
         auto [it, fresh] = seen.emplace(key, std::make_pair(&g, loc));
         if (fresh || it->second.first == &g) return;
-        auto& diag = d_.error(std::move(code), loc, what + " is also used by " +
-                                                        it->second.first->label(),
-                              std::move(hint));
+        auto& diag =
+            d_.error(std::move(code), loc, what + " is also used by " + it->second.first->label(),
+                     std::move(hint));
         first_seen(diag, it->second.second, "first used here");
       };
       if (g.name.present) {
-        unique(names, lower(g.name.value), g.name.loc, "duplicate-hostname",
-               "host name \"" + g.name.value + "\" of " + g.label(), "give each guest its own name");
+        unique(names, base::to_lower(g.name.value), g.name.loc, "duplicate-hostname",
+               "host name \"" + g.name.value + "\" of " + g.label(),
+               "give each guest its own name");
       }
       for (const auto* net : {&g.network, &g.secondary_network}) {
         if (net->ip.present) {
@@ -487,14 +494,15 @@ class Validator {
           }
         }
         if (net->hwaddr.present && model::is_mac_address(net->hwaddr.value)) {
-          unique(macs, lower(net->hwaddr.value), net->hwaddr.loc, "duplicate-mac",
+          unique(macs, base::to_lower(net->hwaddr.value), net->hwaddr.loc, "duplicate-mac",
                  "MAC address " + net->hwaddr.value + " of " + g.label(),
                  "give each interface its own MAC address");
         }
       }
       if (g.mac_address.present && model::is_mac_address(g.mac_address.value) &&
-          !(g.network.hwaddr.present && lower(g.network.hwaddr.value) == lower(g.mac_address.value))) {
-        unique(macs, lower(g.mac_address.value), g.mac_address.loc, "duplicate-mac",
+          !(g.network.hwaddr.present &&
+            base::to_lower(g.network.hwaddr.value) == base::to_lower(g.mac_address.value))) {
+        unique(macs, base::to_lower(g.mac_address.value), g.mac_address.loc, "duplicate-mac",
                "MAC address " + g.mac_address.value + " of " + g.label(),
                "give each interface its own MAC address");
       }
@@ -509,11 +517,11 @@ class Validator {
         if (dep.id == g.id) {
           d_.error("dependency-cycle", dep.loc, g.label() + " depends on itself");
         } else if (!e_.guest(dep.id)) {
-          d_.error("missing-dependency", dep.loc,
-                   g.label() + " depends on guest " + std::to_string(dep.id) +
-                       ", which is not defined",
-                   "define it in phoenix_lxc_configs.json or phoenix_vm_configs.json, or remove "
-                   "the dependency");
+          d_.error(
+              "missing-dependency", dep.loc,
+              g.label() + " depends on guest " + std::to_string(dep.id) + ", which is not defined",
+              "define it in phoenix_lxc_configs.json or phoenix_vm_configs.json, or remove "
+              "the dependency");
         }
       }
       if (g.clone_from) {
@@ -554,8 +562,7 @@ class Validator {
           for (; it != stack.end(); ++it) path.push_back(std::to_string(it->first));
           path.push_back(std::to_string(g.id));
           path.push_back(std::to_string(next->id));
-          d_.error("dependency-cycle", ref.loc,
-                   "dependency cycle: " + base::join(path, " -> "),
+          d_.error("dependency-cycle", ref.loc, "dependency cycle: " + base::join(path, " -> "),
                    "remove one of these dependencies; guests are created in dependency order");
         } else if (c == 0) {
           stack.emplace_back(g.id, ref.loc);
@@ -710,10 +717,10 @@ class Validator {
         }
       }
       if (const Node* deploy = svc.value.find("deploy"); deploy && deploy->is_object()) {
-        if (const Node* labels = deploy->find("labels"); labels && !labels->is_null() &&
-                                                         !labels->is_array() && !labels->is_object()) {
-          d_.error("wrong-type", labels->loc(), "deploy.labels of service " + svc.key +
-                                                    " must be a list or a mapping");
+        if (const Node* labels = deploy->find("labels");
+            labels && !labels->is_null() && !labels->is_array() && !labels->is_object()) {
+          d_.error("wrong-type", labels->loc(),
+                   "deploy.labels of service " + svc.key + " must be a list or a mapping");
         }
       }
     }
@@ -735,8 +742,8 @@ class Validator {
     }
     for (const auto& v : env.variables) {
       if (!v.name.present || v.name.value.empty()) {
-        d_.error("missing-key", v.loc, "variable in environment " + env.name + " of stack " +
-                                           s.name + " has no name");
+        d_.error("missing-key", v.loc,
+                 "variable in environment " + env.name + " of stack " + s.name + " has no name");
       }
     }
     for (const auto& f : env.files) {
@@ -766,9 +773,9 @@ class Validator {
         continue;
       }
       if (!l->key.starts_with("traefik.")) {
-        d_.error("bad-label", text.loc,
-                 "label \"" + l->key + "\" does not start with \"traefik.\"",
-                 "traefik_labels holds Traefik's labels only; put other labels in the compose file");
+        d_.error(
+            "bad-label", text.loc, "label \"" + l->key + "\" does not start with \"traefik.\"",
+            "traefik_labels holds Traefik's labels only; put other labels in the compose file");
         continue;
       }
       labels.push_back(*l);
@@ -776,12 +783,12 @@ class Validator {
     model::LabelModel m = model::model_labels(labels);
     for (const auto& [name, router] : m.routers) {
       if (!router.rule) {
-        d_.error("bad-rule", router.loc, "router " + name + " of stack " + s.name + " has no rule",
-                 "add traefik.http.routers." + name + ".rule=Host(`" + name + "." + domain() + "`)");
+        d_.error(
+            "bad-rule", router.loc, "router " + name + " of stack " + s.name + " has no rule",
+            "add traefik.http.routers." + name + ".rule=Host(`" + name + "." + domain() + "`)");
         continue;
       }
-      check_rule_text(router.rule->value, router.rule->loc,
-                      router.rule->key.size() + 1 /* '=' */);
+      check_rule_text(router.rule->value, router.rule->loc, router.rule->key.size() + 1 /* '=' */);
       if (router.entrypoints) {
         for (const std::string& ep : base::split(router.entrypoints->value, ',')) {
           std::string name_ep(base::trim(ep));
@@ -831,11 +838,11 @@ class Validator {
     for (const std::string& host : parsed.hosts) {
       if (host.find('$') == std::string::npos && !model::is_dns_name(host)) {
         std::size_t at = rule.find(host);
-        d_.error("bad-hostname",
-                 at == std::string::npos ? label_loc
-                                         : inside_string(label_loc, offset_in_label + at),
-                 "Host(`" + host + "`) is not a valid DNS name",
-                 "use letters, digits, hyphens and dots only");
+        d_.error(
+            "bad-hostname",
+            at == std::string::npos ? label_loc : inside_string(label_loc, offset_in_label + at),
+            "Host(`" + host + "`) is not a valid DNS name",
+            "use letters, digits, hyphens and dots only");
       }
     }
   }
@@ -853,10 +860,12 @@ class Validator {
         for (const std::string& name : r.unset) {
           if (!reported.insert(name).second) continue;
           d_.warning("unset-variable", n.loc(),
-                     "variable " + name + " is not set in environment " + env.name +
-                         " of stack " + s.name + "; it becomes an empty string",
-                     "add {\"name\": \"" + name + "\", \"value\": ...} to its variables, or "
-                     "write ${" + name + ":-default}");
+                     "variable " + name + " is not set in environment " + env.name + " of stack " +
+                         s.name + "; it becomes an empty string",
+                     "add {\"name\": \"" + name +
+                         "\", \"value\": ...} to its variables, or "
+                         "write ${" +
+                         name + ":-default}");
         }
       } else if (n.is_array()) {
         for (const Node& i : n.items()) walk(i);
@@ -880,7 +889,6 @@ class Validator {
 
   void check_routes() {
     std::map<std::string, NameOwner> routers, services;
-    std::set<std::string> hosts_seen;
     for (const Guest& g : e_.guests) {
       if (!g.traefik_service.present || !g.traefik_service.name.present) continue;
       const std::string& name = g.traefik_service.name.value;
