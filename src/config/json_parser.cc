@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace phoenix::config {
 namespace {
@@ -312,10 +313,22 @@ class Parser {
 
   Node parse_object(int depth) {
     Node obj = Node::object(here());
+    // Members collect on a stack shared by all objects being parsed and move into the object
+    // once its size is known: no reallocation of members while parsing.
+    const std::size_t base = members_.size();
     // Member lookup for duplicate keys: linear for small objects, an index for large ones
     // (lxc_configs can hold thousands of entries).
     std::unordered_map<std::string, std::size_t> index;
     constexpr std::size_t kIndexFrom = 16;
+    auto finish = [&] {
+      std::size_t n = members_.size() - base;
+      obj.members().reserve(n);
+      for (std::size_t i = base; i < members_.size(); ++i) {
+        obj.members().push_back(std::move(members_[i]));
+      }
+      members_.resize(base);
+      return std::move(obj);
+    };
     advance();  // '{'
     skip_space();
     if (peek() == '}') {
@@ -346,27 +359,28 @@ class Parser {
       if (error_) break;
       Node value = parse_value(depth + 1);
       if (error_) break;
-      auto& members = obj.members();
-      if (members.size() == kIndexFrom) {
-        for (std::size_t i = 0; i < members.size(); ++i) index.emplace(members[i].key, i);
+      std::size_t count = members_.size() - base;
+      if (count == kIndexFrom) {
+        for (std::size_t i = 0; i < count; ++i) index.emplace(members_[base + i].key, i);
       }
       std::optional<std::size_t> prev;
-      if (members.size() >= kIndexFrom) {
+      if (count >= kIndexFrom) {
         if (auto it = index.find(key); it != index.end()) prev = it->second;
       } else {
-        for (std::size_t i = 0; i < members.size(); ++i) {
-          if (members[i].key == key) prev = i;
+        for (std::size_t i = 0; i < count; ++i) {
+          if (members_[base + i].key == key) prev = i;
         }
       }
       if (prev) {
+        Node::Member& first = members_[base + *prev];
         diags_
             .warning("duplicate-key", key_loc, "duplicate key \"" + key + "\"",
                      "remove one of them; the last value is the one used")
-            .related.push_back({members[*prev].key_loc, "first defined here"});
-        members[*prev].value = std::move(value);
+            .related.push_back({first.key_loc, "first defined here"});
+        first.value = std::move(value);
       } else {
-        if (members.size() >= kIndexFrom) index.emplace(key, members.size());
-        members.push_back(Node::Member{std::move(key), key_loc, std::move(value)});
+        if (count >= kIndexFrom) index.emplace(key, count);
+        members_.push_back(Node::Member{std::move(key), key_loc, std::move(value)});
       }
       skip_space();
       if (error_) break;
@@ -376,7 +390,7 @@ class Parser {
       }
       if (peek() == '}') {
         advance();
-        return obj;
+        return finish();
       }
       if (at_end()) {
         fail_at(obj.loc(), "unterminated object: missing '}'");
@@ -384,7 +398,7 @@ class Parser {
         fail_here("expected ',' or '}' after object member, found " + describe_here());
       }
     }
-    return obj;
+    return finish();
   }
 
   Node parse_array(int depth) {
@@ -434,6 +448,7 @@ class Parser {
   std::uint32_t line_ = 1;
   std::size_t line_start_;
   std::optional<Error> error_;
+  std::vector<Node::Member> members_;  // members of the objects being parsed, innermost last
 };
 
 }  // namespace
