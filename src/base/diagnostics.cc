@@ -27,14 +27,15 @@ std::string_view to_string(Severity severity) {
 
 Diagnostic& Diagnostics::error(std::string code, SourceLoc loc, std::string message,
                                std::string hint) {
-  add(Diagnostic{Severity::kError, std::move(code), loc, std::move(message), std::move(hint), {}});
+  add(Diagnostic{
+      Severity::kError, std::move(code), loc, std::move(message), std::move(hint), {}, {}});
   return all_.back();
 }
 
 Diagnostic& Diagnostics::warning(std::string code, SourceLoc loc, std::string message,
                                  std::string hint) {
   add(Diagnostic{
-      Severity::kWarning, std::move(code), loc, std::move(message), std::move(hint), {}});
+      Severity::kWarning, std::move(code), loc, std::move(message), std::move(hint), {}, {}});
   return all_.back();
 }
 

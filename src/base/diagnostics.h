@@ -27,7 +27,7 @@ struct Diagnostic {
   std::string hint;  // how to fix it; may be empty
   std::vector<RelatedLoc> related;
   // Shown instead of the source line when that line holds a secret (already masked).
-  std::optional<std::string> masked_source;
+  std::optional<std::string> masked_source = std::nullopt;
 };
 
 // Collects every problem found, so that a run reports all of them at once.

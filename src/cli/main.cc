@@ -25,6 +25,7 @@ int run(int argc, char** argv) {
   CLI::App app{"Phoenix: declarative orchestrator for a Proxmox VE platform"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", std::string("phoenix ") + PHOENIX_VERSION);
   GlobalOptions g;
   g.config_dir = default_config_dir();
   std::string output = "text";

@@ -213,18 +213,21 @@ class Compiler {
   void dns() {
     std::map<std::string, DnsRecord> records;
     if (d_.traefik) {
-      auto routed = [&](const std::string& host, std::string reason) {
-        records[host] = DnsRecord{host, d_.traefik->ip, std::move(reason), std::nullopt};
+      auto routed = [&](const std::string& host, std::string reason, std::optional<GuestId> owner) {
+        records[host] = DnsRecord{host, d_.traefik->ip, std::move(reason), owner};
       };
       for (const Route& r : d_.routes) {
-        routed(r.host, "route of " + e_.guest(r.guest)->label());
+        routed(r.host, "route of " + e_.guest(r.guest)->label(), r.guest);
       }
       for (const StackDeployment& s : d_.stacks) {
-        for (const std::string& h : s.routed_hosts) routed(h, "stack " + s.stack);
+        for (const std::string& h : s.routed_hosts) routed(h, "stack " + s.stack, s.vm);
       }
       const auto& papi = e_.platform.portainer_api;
-      if (papi.portainer_hostname.present)
-        routed(base::to_lower(papi.portainer_hostname.value), "Portainer");
+      if (papi.portainer_hostname.present) {
+        const Guest* manager = swarm_manager(e_);
+        routed(base::to_lower(papi.portainer_hostname.value), "Portainer",
+               manager ? std::optional<GuestId>(manager->id) : std::nullopt);
+      }
     }
     for (const Guest& g : e_.guests) {
       if (g.is_template.value || !g.name.present) continue;

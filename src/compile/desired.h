@@ -61,8 +61,8 @@ struct Route {
 struct DnsRecord {
   std::string host;
   std::string ip;
-  std::string reason;            // "guest LXC 101", "route of LXC 102", "stack qdrant_service"
-  std::optional<GuestId> guest;  // set for a guest's own record
+  std::string reason;  // "guest LXC 101", "route of LXC 102", "stack qdrant_service"
+  std::optional<GuestId> guest = std::nullopt;  // the guest the name belongs to, or serving it
 };
 
 struct FirewallRule {
