@@ -54,7 +54,9 @@ std::string render_traefik_static(const Desired& d) {
       {"global", obj({{"checkNewVersion", Node::boolean(false)},
                       {"sendAnonymousUsage", Node::boolean(false)}})},
       {"log", obj({{"level", str("INFO")}})},
-      {"api", obj({{"dashboard", Node::boolean(true)}})},
+      // The dashboard and API answer on the `traefik` entry point (:8080), which the guest's
+      // firewall opens to the gateway only; a traefik_service on port 8080 routes to it.
+      {"api", obj({{"dashboard", Node::boolean(true)}, {"insecure", Node::boolean(true)}})},
       {"ping", obj({{"entryPoint", str("traefik")}})},
       {"entryPoints", obj({{"web", obj({{"address", str(":80")}})},
                            {"websecure", obj({{"address", str(":443")}})},
