@@ -21,7 +21,7 @@ int run_render(const GlobalOptions& g, const RenderOptions& o) {
     return kExitInvalid;
   }
   if (g.output == OutputFormat::kText) print_diagnostics(loaded, g);  // warnings
-  compile::Desired desired = compile::compile_estate(*loaded.estate);
+  compile::Desired desired = compile::compile_estate(*loaded.estate, {.resources = false});
   std::vector<render::Artifact> artifacts = render::render_all(desired);
   base::FileTree tree;
   for (const render::Artifact& a : artifacts) tree[a.path] = a.content;

@@ -3,6 +3,7 @@
 #include <functional>
 #include <set>
 
+#include "base/sort.h"
 #include "base/strings.h"
 #include "compile/desired.h"
 #include "model/interpolate.h"
@@ -44,7 +45,7 @@ const Guest* swarm_manager(const Estate& e) {
 
 class Compiler {
  public:
-  explicit Compiler(const Estate& e) : e_(e) {}
+  Compiler(const Estate& e, CompileOptions options) : e_(e), options_(options) {}
 
   Desired run() {
     d_.domain = e_.platform.domain_name.value;
@@ -62,7 +63,7 @@ class Compiler {
     vllm();
     certificates();
     gateway();
-    resources();
+    if (options_.resources) resources();
     return std::move(d_);
   }
 
@@ -111,8 +112,8 @@ class Compiler {
         d_.stacks.push_back(deployable(*s, *env, g));
       }
     }
-    std::sort(d_.stacks.begin(), d_.stacks.end(),
-              [](const StackDeployment& a, const StackDeployment& b) { return a.stack < b.stack; });
+    base::sort_by_key(d_.stacks,
+                      [](const StackDeployment& s) -> const std::string& { return s.stack; });
   }
 
   StackDeployment deployable(const model::Stack& s, const model::StackEnvironment& env,
@@ -289,8 +290,7 @@ class Compiler {
       if (!g.firewall.present && set.rules.empty()) continue;
       guests.push_back(std::move(set));
     }
-    std::sort(guests.begin(), guests.end(),
-              [](const auto& a, const auto& b) { return *a.guest < *b.guest; });
+    base::sort_by_key(guests, [](const FirewallRuleset& f) { return *f.guest; });
     d_.firewalls.insert(d_.firewalls.end(), guests.begin(), guests.end());
   }
 
@@ -508,8 +508,7 @@ class Compiler {
       std::sort(r.deps.begin(), r.deps.end());
       r.deps.erase(std::unique(r.deps.begin(), r.deps.end()), r.deps.end());
     }
-    std::sort(out.begin(), out.end(),
-              [](const Resource& a, const Resource& b) { return a.id < b.id; });
+    base::sort_by_key(out, [](const Resource& r) -> const std::string& { return r.id; });
   }
 
   Resource guest_resource(const Guest& g) {
@@ -593,6 +592,7 @@ class Compiler {
   }
 
   const Estate& e_;
+  CompileOptions options_;
   Desired d_;
 };
 
@@ -642,6 +642,8 @@ json to_json(const Node& n) {
   return nullptr;
 }
 
-Desired compile_estate(const Estate& estate) { return Compiler(estate).run(); }
+Desired compile_estate(const Estate& estate, CompileOptions options) {
+  return Compiler(estate, options).run();
+}
 
 }  // namespace phoenix::compile

@@ -139,9 +139,13 @@ struct Desired {
   std::vector<Resource> resources;  // sorted by id
 };
 
+struct CompileOptions {
+  bool resources = true;  // the planner's resource list; rendering alone does not need it
+};
+
 // Derives the desired state. Expects an estate without validation errors; values that are
 // still unusable are skipped rather than trusted.
-Desired compile_estate(const model::Estate& estate);
+Desired compile_estate(const model::Estate& estate, CompileOptions options = {});
 
 // A Node as JSON (for resource fields).
 nlohmann::json to_json(const base::Node& node);

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "base/hash.h"
+#include "base/sort.h"
 #include "render/yaml_emit.h"
 
 namespace phoenix::render {
@@ -258,8 +259,7 @@ std::vector<Artifact> render_all(const Desired& d) {
     out.push_back({"vllm/" + std::to_string(v.guest) + "/vllm.service", render_vllm_unit(v),
                    v.guest, Paths::kVllmUnit, Stage::kGuests});
   }
-  std::sort(out.begin(), out.end(),
-            [](const Artifact& a, const Artifact& b) { return a.path < b.path; });
+  base::sort_by_key(out, [](const Artifact& a) -> const std::string& { return a.path; });
   return out;
 }
 

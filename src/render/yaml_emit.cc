@@ -104,8 +104,13 @@ void emit(const Node& n, int indent, std::string& out) {
 
 bool is_plain_safe(std::string_view t) {
   if (t.empty()) return false;
-  // Anything that would read back as another type must be quoted.
-  if (base::resolve_plain_scalar(std::string(t), {}).kind() != Node::Kind::kString) return false;
+  // Anything that would read back as another type must be quoted. Only text starting with a
+  // digit, a sign, a dot, '~' or the first letter of null/true/false can; skip the rest.
+  static constexpr std::string_view kTypedStart = "0123456789+-.~nNtTfF";
+  if (kTypedStart.find(t.front()) != std::string_view::npos &&
+      base::resolve_plain_scalar(std::string(t), {}).kind() != Node::Kind::kString) {
+    return false;
+  }
   static const std::string_view kYaml11[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no",
                                              "No", "NO", "on",  "On",  "ON",  "off", "Off", "OFF"};
   for (std::string_view w : kYaml11) {
