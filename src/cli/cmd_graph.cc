@@ -36,10 +36,7 @@ std::string label_of(const compile::Resource& r) {
 
 int run_graph(const GlobalOptions& g, const GraphOptions& o) {
   LoadedEstate loaded = load_and_validate(g);
-  if (loaded.diags.has_errors()) {
-    print_diagnostics(loaded, g);
-    return kExitInvalid;
-  }
+  if (loaded.diags.has_errors()) return report_invalid(g, loaded);
   compile::Desired desired = compile::compile_estate(*loaded.estate);
   std::vector<const compile::Resource*> nodes;
   for (const compile::Resource& r : desired.resources) {

@@ -20,17 +20,6 @@ std::vector<compile::Resource> desired_resources(const model::Estate& estate) {
   return resources;
 }
 
-int fail_invalid(const GlobalOptions& g, const LoadedEstate& loaded) {
-  if (g.output == OutputFormat::kJson) {
-    nlohmann::json doc = diagnostics_json(loaded);
-    doc["ok"] = false;
-    print_json(doc);
-  } else {
-    print_diagnostics(loaded, g);
-  }
-  return kExitInvalid;
-}
-
 }  // namespace
 
 int run_plan(const GlobalOptions& g, const PlanOptions& o) {
@@ -64,7 +53,7 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
   }
 
   LoadedEstate loaded = load_and_validate(g);
-  if (loaded.diags.has_errors()) return fail_invalid(g, loaded);
+  if (loaded.diags.has_errors()) return report_invalid(g, loaded);
   auto p = plan::make_plan(desired_resources(*loaded.estate), observed, popts);
   if (!p) {
     print_error(g, p.error().message());
@@ -87,7 +76,7 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
 
 int run_snapshot(const GlobalOptions& g) {
   LoadedEstate loaded = load_and_validate(g);
-  if (loaded.diags.has_errors()) return fail_invalid(g, loaded);
+  if (loaded.diags.has_errors()) return report_invalid(g, loaded);
   print_json(plan::make_snapshot(desired_resources(*loaded.estate)));
   return kExitOk;
 }

@@ -10,15 +10,11 @@ namespace phoenix::cli {
 int run_render(const GlobalOptions& g, const RenderOptions& o) {
   LoadedEstate loaded = load_and_validate(g);
   if (loaded.diags.has_errors()) {
-    if (g.output == OutputFormat::kJson) {
-      nlohmann::json doc = diagnostics_json(loaded);
-      doc["ok"] = false;
-      print_json(doc);
-    } else {
-      print_diagnostics(loaded, g);
+    int code = report_invalid(g, loaded);
+    if (g.output == OutputFormat::kText) {
       std::cerr << "phoenix: nothing was written to " << o.out_dir << ".\n";
     }
-    return kExitInvalid;
+    return code;
   }
   if (g.output == OutputFormat::kText) print_diagnostics(loaded, g);  // warnings
   compile::Desired desired = compile::compile_estate(*loaded.estate, {.resources = false});

@@ -60,6 +60,17 @@ nlohmann::json diagnostics_json(const LoadedEstate& loaded) {
           {"warnings", loaded.diags.warning_count()}};
 }
 
+int report_invalid(const GlobalOptions& g, const LoadedEstate& loaded) {
+  if (g.output == OutputFormat::kJson) {
+    nlohmann::json doc = diagnostics_json(loaded);
+    doc["ok"] = false;
+    print_json(doc);
+  } else {
+    print_diagnostics(loaded, g);
+  }
+  return kExitInvalid;
+}
+
 void print_json(const nlohmann::json& doc) { std::cout << doc.dump(2) << '\n'; }
 
 void print_error(const GlobalOptions& g, const std::string& message) {

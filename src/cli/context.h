@@ -43,6 +43,10 @@ LoadedEstate load_and_validate(const GlobalOptions& g);
 void print_diagnostics(const LoadedEstate& loaded, const GlobalOptions& g);
 nlohmann::json diagnostics_json(const LoadedEstate& loaded);
 
+// Reports an estate with errors: the diagnostics as text on stderr, or as a JSON document with
+// "ok": false on stdout. Returns kExitInvalid.
+int report_invalid(const GlobalOptions& g, const LoadedEstate& loaded);
+
 // Prints `doc` on stdout as indented JSON.
 void print_json(const nlohmann::json& doc);
 
