@@ -46,6 +46,20 @@ int run_graph(const GlobalOptions& g, const GraphOptions& o) {
   }
   std::set<std::string> shown;
   for (const auto* r : nodes) shown.insert(r->id);
+  if (g.output == OutputFormat::kJson) {
+    nlohmann::json jnodes = nlohmann::json::array(), edges = nlohmann::json::array();
+    for (const auto* r : nodes) {
+      jnodes.push_back({{"id", r->id},
+                        {"kind", r->kind},
+                        {"name", r->name},
+                        {"stage", static_cast<int>(r->stage)}});
+      for (const std::string& d : r->deps) {
+        if (shown.count(d)) edges.push_back({{"from", r->id}, {"to", d}});
+      }
+    }
+    print_json({{"nodes", jnodes}, {"edges", edges}});
+    return kExitOk;
+  }
   std::string out;
   if (o.format == "mermaid") {
     out += "graph LR\n";

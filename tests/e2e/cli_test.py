@@ -122,6 +122,12 @@ def main():
         check(r.stdout.startswith("graph LR") and "lxc_801 --> lxc_103" in r.stdout,
               "graph prints Mermaid with edges")
 
+        r = run("-C", etc, "--output", "json", "graph", "--guests")
+        graph = json.loads(r.stdout)
+        check({"from": "lxc/801", "to": "lxc/103"} in graph["edges"]
+              and all(n["kind"] in ("lxc", "vm", "stack") for n in graph["nodes"]),
+              "graph --output json lists nodes and edges")
+
         # A missing configuration directory is a clear error, not a crash.
         r = run("-C", str(tmp / "nowhere"), "validate")
         check(r.returncode == 1 and "cannot read" in r.stderr and "hint:" in r.stderr,
