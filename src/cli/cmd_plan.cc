@@ -13,7 +13,8 @@ namespace {
 
 std::vector<compile::Resource> desired_resources(const model::Estate& estate) {
   compile::Desired desired = compile::compile_estate(estate);
-  auto files = render::file_resources(render::render_all(desired), desired);
+  auto files =
+      render::file_resources(render::render_all(desired, render::Scope::kDelivered), desired);
   std::vector<compile::Resource> resources = std::move(desired.resources);
   resources.insert(resources.end(), std::make_move_iterator(files.begin()),
                    std::make_move_iterator(files.end()));

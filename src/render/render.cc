@@ -231,7 +231,8 @@ std::string render_vllm_unit(const compile::VllmService& s) {
   return out;
 }
 
-std::vector<Artifact> render_all(const Desired& d) {
+std::vector<Artifact> render_all(const Desired& d, Scope scope) {
+  const bool all = scope == Scope::kAll;
   std::vector<Artifact> out;
   using compile::Stage;
   if (d.traefik) {
@@ -241,6 +242,7 @@ std::vector<Artifact> render_all(const Desired& d) {
                    Paths::kTraefikDynamic, Stage::kGateways});
   }
   for (const compile::StackDeployment& s : d.stacks) {
+    if (!all) break;
     out.push_back({"stacks/" + s.stack + "/docker-compose.yml", render_compose(s), std::nullopt, "",
                    Stage::kStacks});
   }
@@ -251,6 +253,7 @@ std::vector<Artifact> render_all(const Desired& d) {
   out.push_back({"dnsmasq/00-phoenix-internal.conf", render_dnsmasq(d), std::nullopt,
                  Paths::kDnsRecords, Stage::kInfrastructure});
   for (const compile::FirewallRuleset& f : d.firewalls) {
+    if (!all) break;
     std::string name = f.guest ? std::to_string(*f.guest) + ".fw" : "cluster.fw";
     out.push_back(
         {"firewall/" + name, render_firewall(f), std::nullopt, "", Stage::kInfrastructure});

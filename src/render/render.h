@@ -19,9 +19,14 @@ struct Artifact {
   compile::Stage stage = compile::Stage::kGateways;
 };
 
-// Every artifact of DESIGN.md §2, in path order. Deterministic: the same desired state always
-// renders to the same bytes.
-std::vector<Artifact> render_all(const compile::Desired& desired);
+enum class Scope {
+  kAll,        // everything `phoenix render` writes
+  kDelivered,  // only the files delivered as files (those with a target), for the planner
+};
+
+// Every artifact of DESIGN.md §2 (or only the delivered ones), in path order. Deterministic:
+// the same desired state always renders to the same bytes.
+std::vector<Artifact> render_all(const compile::Desired& desired, Scope scope = Scope::kAll);
 
 std::string render_traefik_static(const compile::Desired& desired);
 std::string render_traefik_dynamic(const compile::Desired& desired);
