@@ -44,7 +44,6 @@ struct Paths {
   static constexpr const char* kVllmCertDir = "/etc/vllm/ssl";
   static constexpr const char* kRootCaName = "phoenix_root_ca.crt";
   static constexpr const char* kDnsRecords = "/etc/dnsmasq.d/00-phoenix-internal.conf";
-  static constexpr const char* kFirewallDir = "/etc/pve/firewall";
 };
 
 inline constexpr const char* kTraefikNetwork = "traefik-public";

@@ -39,11 +39,9 @@ class Loader {
       read_platform(*root);
     }
     if (auto root = parse_json_file(join_path(paths.config_dir, kLxcFile), true)) {
-      estate_->lxc_file_loc = SourceLoc{root->loc().file, 0, 0};
       read_lxc_file(*root);
     }
     if (auto root = parse_json_file(join_path(paths.config_dir, kVmFile), true)) {
-      estate_->vm_file_loc = SourceLoc{root->loc().file, 0, 0};
       read_vm_file(*root);
     }
     read_stacks();

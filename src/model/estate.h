@@ -345,8 +345,6 @@ struct Estate {
   base::Node vm_defaults;     // phoenix_vm_configs.json "vm_defaults"
   std::vector<Guest> guests;  // LXCs then VMs, each in file order
   std::vector<Stack> stacks;  // sorted by name
-  SourceLoc lxc_file_loc;     // whole-file locations, for diagnostics about files
-  SourceLoc vm_file_loc;
 
   const Guest* guest(GuestId id) const;
   const Stack* stack(std::string_view name) const;
