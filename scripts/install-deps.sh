@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build pkg-config git
   # libraries (find_package / pkg-config in cmake/Dependencies.cmake)
   nlohmann-json3-dev libyaml-dev libcli11-dev libfmt-dev libssl-dev
-  libcurl4-openssl-dev libsqlite3-dev
+  libcurl4-openssl-dev libsqlite3-dev libmimalloc-dev
   libgtest-dev libgmock-dev
   # real tools the tests drive
   nginx-light dnsmasq-base openssl

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
+#include <vector>
 
 namespace phoenix::base {
 namespace fs = std::filesystem;
@@ -50,26 +52,55 @@ Result<void> write_fd_fully(int fd, std::string_view content, const fs::path& pa
   return {};
 }
 
+mode_t process_umask() {
+  static const mode_t mask = [] {
+    mode_t m = ::umask(0);
+    ::umask(m);
+    return m;
+  }();
+  return mask;
+}
+
 // The file is created with `mode` exactly (not subject to the umask). With Sync::kLater the
 // caller syncs it later, together with the other files it writes.
 Result<void> write_new_file(const fs::path& path, std::string_view content, fs::perms mode,
                             Sync sync = Sync::kFile) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                  static_cast<mode_t>(mode) & 0777);
+  const auto bits = static_cast<mode_t>(mode) & 0777;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, bits);
   if (fd < 0) return std::unexpected(errno_error("cannot create", path, errno));
   auto written = write_fd_fully(fd, content, path, sync);
+  // open() applied the umask; set the mode the caller asked for if it took anything away.
+  if (written && (bits & process_umask()) != 0 && ::fchmod(fd, bits) != 0) {
+    written = std::unexpected(errno_error("cannot chmod", path, errno));
+  }
   ::close(fd);
   if (!written) {
     ::unlink(path.c_str());
     return written;
   }
-  // open() applied the umask; set the mode the caller asked for.
-  if (::chmod(path.c_str(), static_cast<mode_t>(mode) & 0777) != 0) {
-    int err = errno;
-    ::unlink(path.c_str());
-    return std::unexpected(errno_error("cannot chmod", path, err));
-  }
   return {};
+}
+
+// True when `path` is a regular file with exactly `content` and permission bits `bits`.
+bool has_content(const fs::path& path, std::string_view content, mode_t bits) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool same = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == bits &&
+              static_cast<std::size_t>(st.st_size) == content.size();
+  if (same) {
+    std::string buf(content.size(), '\0');
+    std::size_t got = 0;
+    while (got < buf.size()) {
+      ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    same = got == buf.size() && buf == content;
+  }
+  ::close(fd);
+  return same;
 }
 
 bool is_replaceable(const fs::path& dir) {
@@ -136,41 +167,57 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
     return fail(ErrorKind::kNotFound, "parent directory " + parent.string() + " does not exist");
   }
 
-  fs::path staging = parent / ("." + target.filename().string() + ".tmp-" + random_suffix());
+  std::string staging_name = ".";  // built by appending: g++ 12 warns (-Wrestrict) on "." + str
+  staging_name += target.filename().string();
+  staging_name += ".tmp-";
+  staging_name += random_suffix();
+  fs::path staging = parent / staging_name;
   if (!fs::create_directory(staging, ec)) {
     return fail(ErrorKind::kPermission, "cannot create " + staging.string() + ": " + ec.message());
   }
   auto cleanup = [&] { fs::remove_all(staging, ec); };
+  const auto file_mode = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                         fs::perms::others_read;
+  // A file whose content is unchanged from the tree being replaced is hard-linked from it instead
+  // of written again: it is already on disk, so it needs neither a write nor a sync, and it keeps
+  // its inode and modification time.
+  std::vector<const std::string*> written;
+  std::set<fs::path> made_dirs{staging};
   for (const auto& [rel, content] : files) {
     fs::path p = staging / rel;
-    fs::create_directories(p.parent_path(), ec);
-    if (ec) {
-      cleanup();
-      return fail(ErrorKind::kInternal, "cannot create " + p.parent_path().string());
+    if (made_dirs.insert(p.parent_path()).second) {
+      fs::create_directories(p.parent_path(), ec);
+      if (ec) {
+        cleanup();
+        return fail(ErrorKind::kInternal, "cannot create " + p.parent_path().string());
+      }
     }
-    auto w = write_new_file(p, content,
-                            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                                fs::perms::others_read,
-                            Sync::kLater);
+    if (exists) {
+      fs::path old = target / rel;
+      if (has_content(old, content, static_cast<mode_t>(file_mode)) &&
+          ::link(old.c_str(), p.c_str()) == 0) {
+        continue;
+      }
+    }
+    auto w = write_new_file(p, content, file_mode, Sync::kLater);
     if (!w) {
       cleanup();
       return w;
     }
+    written.push_back(&rel);
   }
-  auto marker = write_new_file(staging / kTreeMarker, "written by phoenix render\n",
-                               fs::perms::owner_read | fs::perms::owner_write |
-                                   fs::perms::group_read | fs::perms::others_read,
-                               Sync::kLater);
+  auto marker =
+      write_new_file(staging / kTreeMarker, "written by phoenix render\n", file_mode, Sync::kLater);
   if (!marker) {
     cleanup();
     return marker;
   }
-  // Make every file durable before the tree becomes visible. Syncing in a second pass, after
-  // all writes, lets the first fsync's journal commit carry the rest: the later ones find
+  // Make every written file durable before the tree becomes visible. Syncing in a second pass,
+  // after all writes, lets the first fsync's journal commit carry the rest: the later ones find
   // little left to flush, where an fsync right after each write costs milliseconds apiece.
   // (syncfs would also flush unrelated data on the same file system.)
-  for (const auto& [rel, content] : files) {
-    fs::path p = staging / rel;
+  for (const std::string* rel : written) {
+    fs::path p = staging / *rel;
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     int rc = fd < 0 ? -1 : ::fsync(fd);
     int err = errno;

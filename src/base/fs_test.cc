@@ -1,6 +1,7 @@
 #include "base/fs.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -100,6 +101,44 @@ TEST(Fs, WriteTreeAtomicReplacesItsOwnPreviousTree) {
   std::set<std::string> top;
   for (const auto& e : fs::directory_iterator(tmp.path())) top.insert(e.path().filename().string());
   EXPECT_EQ(top, (std::set<std::string>{"render"}));
+}
+
+ino_t inode(const fs::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+  return st.st_ino;
+}
+
+TEST(Fs, WriteTreeAtomicKeepsUnchangedFilesAndRewritesChangedOnes) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "render";
+  ASSERT_TRUE(
+      write_tree_atomic(
+          out,
+          {{"same.txt", "same"}, {"d/edited.txt", "v1"}, {"chmodded.txt", "c"}, {"grown.txt", "g"}})
+          .has_value());
+  ino_t same = inode(out / "same.txt");
+  ino_t edited = inode(out / "d/edited.txt");
+  ino_t chmodded = inode(out / "chmodded.txt");
+  fs::permissions(out / "chmodded.txt", fs::perms::owner_all);
+  // Same size, different bytes: the comparison must read the content, not just the size.
+  ASSERT_TRUE(write_tree_atomic(out, {{"same.txt", "same"},
+                                      {"d/edited.txt", "v2"},
+                                      {"chmodded.txt", "c"},
+                                      {"grown.txt", "gg"}})
+                  .has_value());
+  EXPECT_EQ(inode(out / "same.txt"), same);
+  EXPECT_NE(inode(out / "d/edited.txt"), edited);
+  EXPECT_NE(inode(out / "chmodded.txt"), chmodded);
+  EXPECT_EQ(slurp(out / "same.txt"), "same");
+  EXPECT_EQ(slurp(out / "d/edited.txt"), "v2");
+  EXPECT_EQ(slurp(out / "grown.txt"), "gg");
+  EXPECT_EQ(fs::status(out / "chmodded.txt").permissions(),
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                fs::perms::others_read);
+  struct stat st {};
+  ASSERT_EQ(::stat((out / "same.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u) << "the previous tree's link must be gone";
 }
 
 TEST(Fs, WriteTreeAtomicReplacesAnEmptyDirectory) {
