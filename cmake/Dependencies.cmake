@@ -6,6 +6,9 @@ pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 find_package(CLI11 2.1 REQUIRED)
 find_package(fmt 9 REQUIRED)
 find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
+# The Docker Engine API client (src/providers/docker/engine_client.cc): HTTP over a unix socket
+# and HTTPS with client certificates.
+find_package(CURL REQUIRED)
 # mimalloc replaces glibc's malloc in the phoenix binary: loading an estate builds many small
 # nodes and strings, and the allocator was a third of a 1,000-guest `plan` (see bench/).
 # Sanitizer builds keep their own allocator.

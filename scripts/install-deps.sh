@@ -14,6 +14,9 @@ packages=(
   # real tools the tests drive
   nginx-light dnsmasq-base openssl
   python3 python3-jsonschema python3-yaml
+  # the Docker test environment (scripts/docker-env.sh, tests/tools/netns_engine.py): the engine,
+  # the test image's root filesystem (no image can be pulled), network namespaces and nsenter
+  docker.io busybox-static iproute2 util-linux
 )
 # Fuzzing (scripts/fuzz.sh) uses clang 16's libFuzzer: clang 14's C++ support cannot compile
 # libstdc++'s <expected>. Only installed when asked for, to keep CI's setup short.

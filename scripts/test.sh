@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/docker-env.sh
 scripts/build.sh ci
 ctest --preset ci "$@"

@@ -1,9 +1,11 @@
 #include <iostream>
 #include <iterator>
+#include <set>
 
 #include "base/fs.h"
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "cli/engines.h"
 #include "compile/desired.h"
 #include "plan/plan.h"
 #include "render/render.h"
@@ -19,6 +21,38 @@ std::vector<compile::Resource> desired_resources(const model::Estate& estate) {
   resources.insert(resources.end(), std::make_move_iterator(files.begin()),
                    std::make_move_iterator(files.end()));
   return resources;
+}
+
+struct SwarmPlan {
+  std::string endpoint;
+  std::vector<swarm::DeployReport> stacks;
+  std::vector<std::string> errors;  // stacks that could not be converted
+  docker::RequestCounts requests;
+};
+
+// Every stack of the estate against the swarm: one list request per kind for all of them.
+base::Result<SwarmPlan> plan_swarm(const model::Estate& e, const std::set<compile::GuestId>& only) {
+  const model::Guest* manager = swarm_manager(e);
+  if (!manager) {
+    return base::fail(base::ErrorKind::kInvalidInput,
+                      "--swarm: no VM has \"swarm_role\": \"manager\"");
+  }
+  auto engine = PHX_TRY(open_engine(e, *manager));
+  SwarmPlan out;
+  out.endpoint = engine->describe();
+  swarm::SwarmObservation observed = PHX_TRY(swarm::observe_swarm(*engine));
+  compile::Desired desired = compile::compile_estate(e, compile::CompileOptions{false});
+  for (const compile::StackDeployment& d : desired.stacks) {
+    if (!only.empty() && !only.contains(d.vm)) continue;
+    auto spec = stack_spec(e, d);
+    if (!spec) {
+      out.errors.push_back(spec.error().message());
+      continue;
+    }
+    out.stacks.push_back(swarm::plan_stack(observed, *spec));
+  }
+  out.requests = engine->counts();
+  return out;
 }
 
 }  // namespace
@@ -60,9 +94,28 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
     print_error(g, p.error().message());
     return kExitInvalid;
   }
+  std::optional<SwarmPlan> swarm_plan;
+  if (o.swarm) {
+    auto sp = plan_swarm(*loaded.estate, popts.only);
+    if (!sp) {
+      print_error(g, sp.error().describe());
+      return sp.error().retryable() ? kExitUnreachable : kExitInvalid;
+    }
+    swarm_plan = std::move(*sp);
+  }
   if (g.output == OutputFormat::kJson) {
     nlohmann::json doc = plan::plan_to_json(*p);
     doc["observed"] = o.observed_file ? nlohmann::json(*o.observed_file) : nlohmann::json(nullptr);
+    if (swarm_plan) {
+      nlohmann::json stacks = nlohmann::json::array();
+      for (const auto& r : swarm_plan->stacks) stacks.push_back(stack_report_json(r));
+      doc["swarm"] = {
+          {"endpoint", swarm_plan->endpoint},
+          {"stacks", stacks},
+          {"errors", swarm_plan->errors},
+          {"requests",
+           {{"total", swarm_plan->requests.total}, {"mutating", swarm_plan->requests.mutating}}}};
+    }
     print_json(doc);
   } else {
     print_diagnostics(loaded, g);
@@ -71,6 +124,19 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
                    "--observed FILE to compare with a snapshot.)\n\n";
     }
     std::cout << plan::format_plan(*p, {g.colour, g.verbose > 0});
+    if (swarm_plan) {
+      std::cout << "\nStacks on the swarm (observed through " << swarm_plan->endpoint << ", "
+                << swarm_plan->requests.total << " requests):\n";
+      for (const std::string& err : swarm_plan->errors) std::cout << "  error: " << err << '\n';
+      for (const auto& r : swarm_plan->stacks) {
+        std::size_t n = change_count(r);
+        std::cout << "  stack " << r.stack << ": "
+                  << (n == 0 ? (r.converged ? "no changes" : "no changes, but not every task runs")
+                             : std::to_string(n) + " change(s)")
+                  << '\n';
+        std::cout << format_stack_changes(r, "    ");
+      }
+    }
   }
   return p->errors.empty() ? kExitOk : kExitInvalid;
 }

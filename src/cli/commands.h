@@ -16,6 +16,7 @@ int run_render(const GlobalOptions& g, const RenderOptions& o);
 struct PlanOptions {
   std::vector<std::string> ids;
   std::optional<std::string> observed_file;
+  bool swarm = false;  // observe the stacks on the swarm through the Engine API
 };
 int run_plan(const GlobalOptions& g, const PlanOptions& o);
 int run_snapshot(const GlobalOptions& g);
@@ -25,5 +26,20 @@ struct GraphOptions {
   bool guests_only = false;
 };
 int run_graph(const GlobalOptions& g, const GraphOptions& o);
+
+struct SwarmOptions {
+  std::string action;  // status | init | join
+  int vmid = 0;        // join
+  bool force_new_cluster = false;
+};
+int run_swarm(const GlobalOptions& g, const SwarmOptions& o);
+
+struct SyncStackOptions {
+  std::string name;
+  std::optional<std::string> environment;
+  bool no_wait = false;
+  int timeout_s = 300;
+};
+int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o);
 
 }  // namespace phoenix::cli

@@ -51,6 +51,9 @@ int run(int argc, char** argv) {
   plan->add_option("ids", plan_opts.ids, "only these guests (and what they depend on)");
   plan->add_option("--observed", plan_opts.observed_file,
                    "observed state snapshot (docs/snapshot-format.md); default: empty platform");
+  plan->add_flag("--swarm", plan_opts.swarm,
+                 "also observe every stack on the swarm (one list request per kind) and show "
+                 "its service changes field by field");
 
   auto* snapshot = app.add_subcommand(
       "snapshot", "print the desired state as a snapshot (the platform as it would be converged)");
@@ -60,6 +63,36 @@ int run(int argc, char** argv) {
   graph->add_option("--format", graph_opts.format, "dot or mermaid")
       ->check(CLI::IsMember({"dot", "mermaid"}));
   graph->add_flag("--guests", graph_opts.guests_only, "guests and stacks only");
+
+  phoenix::cli::SwarmOptions swarm_opts;
+  auto* swarm = app.add_subcommand("swarm", "the Docker Swarm on the VMs");
+  swarm->require_subcommand(1);
+  auto* swarm_status = swarm->add_subcommand(
+      "status", "show each swarm VM's engine, membership and what it still needs");
+  auto* swarm_init = swarm->add_subcommand(
+      "init", "make the manager VM lead an active swarm, with its labels and traefik-public");
+  swarm_init->add_flag("--force-new-cluster", swarm_opts.force_new_cluster,
+                       "recover a manager that lost quorum as a new single-manager swarm");
+  auto* swarm_join =
+      swarm->add_subcommand("join", "join a worker VM to the swarm, with its labels");
+  swarm_join->add_option("vmid", swarm_opts.vmid, "the worker VM")->required();
+
+  phoenix::cli::SyncStackOptions sync_stack_opts;
+  auto* sync = app.add_subcommand("sync", "converge part of the platform");
+  sync->require_subcommand(1);
+  auto* sync_stack = sync->add_subcommand(
+      "stack", "deploy one stack on the swarm (docker stack deploy semantics) and wait for it");
+  sync_stack->add_option("name", sync_stack_opts.name, "the stack (a directory under stacks/)")
+      ->required();
+  sync_stack->add_option("--env", sync_stack_opts.environment,
+                         "environment of its phoenix.json (default: the VM's choice, else "
+                         "production)");
+  sync_stack->add_flag("--no-wait", sync_stack_opts.no_wait,
+                       "return once the changes are sent, without waiting for the tasks");
+  sync_stack
+      ->add_option("--timeout", sync_stack_opts.timeout_s,
+                   "seconds to wait for every task to run (default 300)")
+      ->check(CLI::Range(1, 86400));
 
   try {
     app.parse(argc, argv);
@@ -74,6 +107,12 @@ int run(int argc, char** argv) {
   if (*plan) return phoenix::cli::run_plan(g, plan_opts);
   if (*snapshot) return phoenix::cli::run_snapshot(g);
   if (*graph) return phoenix::cli::run_graph(g, graph_opts);
+  if (*swarm) {
+    swarm_opts.action = *swarm_init ? "init" : *swarm_join ? "join" : "status";
+    (void)swarm_status;
+    return phoenix::cli::run_swarm(g, swarm_opts);
+  }
+  if (*sync_stack) return phoenix::cli::run_sync_stack(g, sync_stack_opts);
   return phoenix::cli::kExitInvalid;
 }
 

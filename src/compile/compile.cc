@@ -18,13 +18,6 @@ using model::Estate;
 using model::Guest;
 using nlohmann::json;
 
-std::optional<std::string> guest_ip(const Guest& g) {
-  if (!g.network.ip.present) return std::nullopt;
-  auto cidr = model::parse_cidr(g.network.ip.value);
-  if (!cidr) return std::nullopt;
-  return model::to_string(cidr->addr);
-}
-
 std::string guest_resource_id(const Guest& g) {
   return std::string(g.is_lxc() ? "lxc/" : "vm/") + std::to_string(g.id);
 }
@@ -116,8 +109,10 @@ class Compiler {
                       [](const StackDeployment& s) -> const std::string& { return s.stack; });
   }
 
+  // Public for compile_stack(): one stack on its own.
+ public:
   StackDeployment deployable(const model::Stack& s, const model::StackEnvironment& env,
-                             const Guest& vm) {
+                             const Guest& vm) const {
     std::map<std::string, std::string, std::less<>> vars;
     for (const auto& v : env.variables) vars[v.name.value] = v.value.value;
     auto subst = [&](const std::string& text) { return model::interpolate(text, vars).text; };
@@ -188,6 +183,7 @@ class Compiler {
     return out;
   }
 
+ private:
   // Attaches traefik-public. A service without `networks` is on the stack's default network;
   // it stays there so that the stack's services still reach each other.
   static void attach_network(Node& service) {
@@ -614,6 +610,40 @@ std::string_view to_string(Stage stage) {
       return "stacks";
   }
   return "?";
+}
+
+std::optional<StackDeployment> compile_stack(const model::Estate& estate, std::string_view name,
+                                             std::optional<std::string_view> environment) {
+  const model::Stack* s = estate.stack(name);
+  if (!s || !s->has_compose) return std::nullopt;
+  const Guest* vm = nullptr;
+  model::StackRef ref;
+  for (const Guest& g : estate.guests) {
+    for (const model::StackRef& r : g.docker_stacks) {
+      if (r.name.value == name && !vm) {
+        vm = &g;
+        ref = r;
+      }
+    }
+  }
+  if (!vm) {
+    for (const Guest& g : estate.guests) {
+      if (g.is_vm() && g.swarm_role.value == "manager" && !vm) vm = &g;
+    }
+  }
+  if (!vm) return std::nullopt;
+  ref.name = {std::string(name), {}, true};
+  if (environment) ref.environment = {std::string(*environment), {}, true};
+  const model::StackEnvironment* env = model::resolve_environment(*s, ref);
+  if (!env) return std::nullopt;
+  return Compiler(estate, CompileOptions{false}).deployable(*s, *env, *vm);
+}
+
+std::optional<std::string> guest_ip(const model::Guest& g) {
+  if (!g.network.ip.present) return std::nullopt;
+  auto cidr = model::parse_cidr(g.network.ip.value);
+  if (!cidr) return std::nullopt;
+  return model::to_string(cidr->addr);
 }
 
 json to_json(const Node& n) {

@@ -146,6 +146,16 @@ struct CompileOptions {
 // still unusable are skipped rather than trusted.
 Desired compile_estate(const model::Estate& estate, CompileOptions options = {});
 
+// One stack made deployable with `environment` (default: the one the VM that names it in
+// docker_stacks chose, else "production"). nullopt when the stack, its compose file or the
+// environment does not exist.
+std::optional<StackDeployment> compile_stack(const model::Estate& estate, std::string_view name,
+                                             std::optional<std::string_view> environment);
+
+// A guest's address without its prefix ("10.0.0.11" for "10.0.0.11/24"); nullopt for DHCP or
+// no address.
+std::optional<std::string> guest_ip(const model::Guest& g);
+
 // A Node as JSON (for resource fields).
 nlohmann::json to_json(const base::Node& node);
 

@@ -402,14 +402,7 @@ class Loader {
             .masked_source = masked_line(*m);
       }
     });
-    r.object("docker_api", [&](ObjectReader& a) {
-      model::DockerApi& api = p.docker_api;
-      api.present = true;
-      a.str("url", api.url);
-      a.str("ca_file", api.ca_file);
-      a.str("cert_file", api.cert_file);
-      a.str("key_file", api.key_file);
-    });
+    r.object("docker_api", [&](ObjectReader& a) { read_docker_api(a, p.docker_api); });
     r.finish();
   }
 
@@ -625,9 +618,18 @@ class Loader {
         for (const Node& s : stacks->items()) read_stack_ref(s, g);
       }
     }
+    r.object("docker_api", [&](ObjectReader& a) { read_docker_api(a, g.docker_api); });
     r.unused("dns_records", "DNS records are derived from the estate");
     r.unused("docker_firewall_rules", "use the stack's firewall_rules or the VM's firewall");
     r.unused("qm_options", "set VM options through their own keys");
+  }
+
+  static void read_docker_api(ObjectReader& a, model::DockerApi& api) {
+    api.present = true;
+    a.str("url", api.url);
+    a.str("ca_file", api.ca_file);
+    a.str("cert_file", api.cert_file);
+    a.str("key_file", api.key_file);
   }
 
   void read_stack_ref(const Node& s, Guest& g) {

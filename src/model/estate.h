@@ -37,6 +37,14 @@ enum class GuestKind { kLxc, kVm };
 std::string_view to_string(GuestKind kind);  // "LXC" / "VM"
 
 // A reference from one guest to another ("dependencies", "clone_from_*").
+struct DockerApi {
+  bool present = false;
+  Val<std::string> url;
+  Val<std::string> ca_file;
+  Val<std::string> cert_file;
+  Val<std::string> key_file;
+};
+
 struct GuestRef {
   GuestId id = 0;
   SourceLoc loc;
@@ -189,6 +197,9 @@ struct Guest {
   Val<std::string> portainer_agent_hostname;
   Val<std::string> username;  // user_config.username
   std::vector<StackRef> docker_stacks;
+  // This VM's Docker engine, where it is not tcp://<ip>:2376 with the platform's TLS files
+  // (a lab, or a local socket). Files not given here fall back to the platform's docker_api.
+  DockerApi docker_api;
 
   // Both: raw sections kept for later stages.
   base::Node volumes;
@@ -252,14 +263,6 @@ struct ProxmoxApi {
   Val<std::string> ca_file;
   Val<std::string> fingerprint;
   Val<bool> insecure;
-};
-
-struct DockerApi {
-  bool present = false;
-  Val<std::string> url;
-  Val<std::string> ca_file;
-  Val<std::string> cert_file;
-  Val<std::string> key_file;
 };
 
 struct DnsServer {

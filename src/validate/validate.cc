@@ -609,7 +609,37 @@ class Validator {
 
   // ---- swarm -------------------------------------------------------------------------------
 
+  // A Docker endpoint is a local socket or TCP with mutual TLS; Phoenix never uses plain TCP.
+  void check_docker_api(const model::DockerApi& api, std::string_view where) {
+    if (!api.present || !api.url.present) return;
+    const std::string& url = api.url.value;
+    if (url.starts_with("unix://") && url.size() > 7 && url[7] == '/') return;
+    if (!url.starts_with("tcp://") || url.size() <= 6) {
+      d_.error("bad-docker-url", api.url.loc,
+               std::string(where) + ".url \"" + url + "\" is not a Docker endpoint",
+               "write unix:///var/run/docker.sock or tcp://<host>:2376");
+      return;
+    }
+    const model::DockerApi& platform = e_.platform.docker_api;
+    auto has = [&](const model::Val<std::string> model::DockerApi::*file) {
+      return (api.*file).present || (platform.*file).present;
+    };
+    if (!has(&model::DockerApi::ca_file) || !has(&model::DockerApi::cert_file) ||
+        !has(&model::DockerApi::key_file)) {
+      d_.error("docker-tls-missing", api.url.loc,
+               std::string(where) + ".url " + url +
+                   " is TCP but ca_file, cert_file and key_file "
+                   "are not all set",
+               "Phoenix talks to a remote engine only with mutual TLS: set the three files here "
+               "or in the platform's docker_api");
+    }
+  }
+
   void check_swarm() {
+    check_docker_api(e_.platform.docker_api, "docker_api");
+    for (const Guest& g : e_.guests) {
+      if (g.is_vm()) check_docker_api(g.docker_api, g.label() + " docker_api");
+    }
     const Guest* manager = nullptr;
     for (const Guest& g : e_.guests) {
       if (!g.is_vm() || g.swarm_role.value != "manager") continue;

@@ -1,0 +1,159 @@
+#include "cli/engines.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "base/fs.h"
+#include "compile/desired.h"
+
+namespace phoenix::cli {
+
+namespace {
+
+std::string resolve(const model::Estate& estate, const std::string& path) {
+  if (path.empty()) return path;
+  std::filesystem::path p(path);
+  if (p.is_absolute()) return path;
+  return (std::filesystem::path(estate.paths.config_dir) / p).string();
+}
+
+}  // namespace
+
+const model::Guest* swarm_manager(const model::Estate& estate) {
+  for (const model::Guest& g : estate.guests) {
+    if (g.is_vm() && !g.is_template.value && g.swarm_role.value == "manager") return &g;
+  }
+  return nullptr;
+}
+
+base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate,
+                                               const model::Guest& vm) {
+  const model::DockerApi& own = vm.docker_api;
+  const model::DockerApi& platform = estate.platform.docker_api;
+  auto pick = [&](const model::Val<std::string> model::DockerApi::*field) {
+    if ((own.*field).present) return resolve(estate, (own.*field).value);
+    if ((platform.*field).present) return resolve(estate, (platform.*field).value);
+    return std::string();
+  };
+  docker::Endpoint e;
+  const model::Guest* manager = swarm_manager(estate);
+  if (own.url.present) {
+    e.url = own.url.value;
+  } else if (manager == &vm && platform.url.present) {
+    e.url = platform.url.value;
+  } else {
+    auto ip = compile::guest_ip(vm);
+    if (!ip) {
+      return base::fail(base::ErrorKind::kInvalidInput,
+                        vm.label() + " has no static IP, so its Docker engine cannot be found; "
+                        "give it network_config.ip or a docker_api.url");
+    }
+    e.url = "tcp://" + *ip + ":2376";
+  }
+  if (e.url.starts_with("tcp://")) {
+    e.ca_file = pick(&model::DockerApi::ca_file);
+    e.cert_file = pick(&model::DockerApi::cert_file);
+    e.key_file = pick(&model::DockerApi::key_file);
+  }
+  return e;
+}
+
+base::Result<std::unique_ptr<docker::Engine>> open_engine(const model::Estate& estate,
+                                                          const model::Guest& vm) {
+  docker::Endpoint e = PHX_TRY(engine_endpoint(estate, vm));
+  auto transport = docker::make_engine_client(e);
+  if (!transport) {
+    return std::unexpected(std::move(transport).error().with_context(vm.label() + "'s engine"));
+  }
+  return std::make_unique<docker::Engine>(std::move(*transport));
+}
+
+swarm::SwarmMember swarm_member(const model::Guest& vm) {
+  swarm::SwarmMember m;
+  m.label = vm.label();
+  m.advertise_addr = compile::guest_ip(vm).value_or("");
+  for (const auto& l : vm.node_labels) {
+    auto eq = l.value.find('=');
+    if (eq == std::string::npos) {
+      m.node_labels[l.value] = "";
+    } else {
+      m.node_labels[l.value.substr(0, eq)] = l.value.substr(eq + 1);
+    }
+  }
+  return m;
+}
+
+namespace {
+
+// A value for one line of output: compact, and cut when long.
+std::string short_json(const nlohmann::json& v) {
+  if (v.is_null()) return "(none)";
+  std::string s = v.dump();
+  if (s.size() > 120) s = s.substr(0, 117) + "...";
+  return s;
+}
+
+}  // namespace
+
+std::size_t change_count(const swarm::DeployReport& report) {
+  std::size_t n = report.created.size() + report.removed.size();
+  for (const auto& s : report.services) n += s.action != "unchanged";
+  return n;
+}
+
+std::string format_stack_changes(const swarm::DeployReport& report, const std::string& indent) {
+  std::ostringstream out;
+  for (const auto& c : report.created) out << indent << "+ " << c << '\n';
+  for (const auto& s : report.services) {
+    if (s.action == "unchanged") continue;
+    char sign = s.action == "create" ? '+' : s.action == "remove" ? '-' : '~';
+    out << indent << sign << " service " << s.name << '\n';
+    for (const auto& f : s.fields) {
+      out << indent << "    " << f.path << ": " << short_json(f.before) << " → "
+          << short_json(f.after) << '\n';
+    }
+  }
+  for (const auto& r : report.removed) out << indent << "- " << r << '\n';
+  for (const auto& f : report.failures) out << indent << "failed: " << f << '\n';
+  return out.str();
+}
+
+nlohmann::json stack_report_json(const swarm::DeployReport& report) {
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& s : report.services) {
+    nlohmann::json fields = nlohmann::json::array();
+    for (const auto& f : s.fields) {
+      fields.push_back({{"path", f.path}, {"before", f.before}, {"after", f.after}});
+    }
+    services.push_back({{"name", s.name}, {"action", s.action}, {"fields", fields}});
+  }
+  return {{"stack", report.stack},         {"converged", report.converged},
+          {"changes", change_count(report)}, {"services", services},
+          {"created", report.created},     {"removed", report.removed},
+          {"failures", report.failures}};
+}
+
+base::Result<swarm::StackSpec> stack_spec(const model::Estate& estate,
+                                          const compile::StackDeployment& deployment) {
+  const model::Stack* stack = estate.stack(deployment.stack);
+  std::string dir = stack ? stack->dir : std::string();
+  swarm::ReadFile read = [&](const std::string& path) -> base::Result<std::string> {
+    std::filesystem::path p(path);
+    return base::read_file(p.is_absolute() ? p : std::filesystem::path(dir) / p);
+  };
+  auto spec = swarm::convert_stack(deployment.stack, deployment.compose, read);
+  if (!spec) {
+    base::SourceLoc loc = spec.error().loc();
+    std::string where;
+    if (loc.has_file()) {
+      where = estate.sources.path(loc.file);
+      if (loc.has_line()) where += ":" + std::to_string(loc.line) + ":" + std::to_string(loc.col);
+      where += ": ";
+    }
+    return base::fail(spec.error().kind(),
+                      where + "stack " + deployment.stack + ": " + spec.error().message());
+  }
+  return spec;
+}
+
+}  // namespace phoenix::cli

@@ -1,0 +1,43 @@
+#pragma once
+
+// Which Docker engine belongs to which VM, from the estate (DESIGN.md §1 "Where Phoenix finds
+// its providers"): a VM's own `docker_api`, else for the swarm manager the platform's
+// `docker_api.url`, else tcp://<vm ip>:2376 with the platform's TLS files. Relative file names
+// are relative to the configuration directory.
+
+#include <memory>
+
+#include "base/error.h"
+#include "model/estate.h"
+#include "providers/docker/api.h"
+#include "providers/docker/engine_client.h"
+#include "compile/desired.h"
+#include "swarm/convert.h"
+#include "swarm/deploy.h"
+#include "swarm/heal.h"
+
+namespace phoenix::cli {
+
+base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate,
+                                               const model::Guest& vm);
+
+base::Result<std::unique_ptr<docker::Engine>> open_engine(const model::Estate& estate,
+                                                          const model::Guest& vm);
+
+const model::Guest* swarm_manager(const model::Estate& estate);
+
+// The VM as the swarm should see it: its address and node labels.
+swarm::SwarmMember swarm_member(const model::Guest& vm);
+
+// The stack's Engine API objects; files its compose file names are read from the stack's
+// directory. Errors carry the compose file location in their message.
+base::Result<swarm::StackSpec> stack_spec(const model::Estate& estate,
+                                          const compile::StackDeployment& deployment);
+
+// A deploy or plan report for people: "+ service x", "~ service y" with one line per field
+// ("path: before → after"), "- service z", created and removed objects, failures.
+std::string format_stack_changes(const swarm::DeployReport& report, const std::string& indent);
+nlohmann::json stack_report_json(const swarm::DeployReport& report);
+std::size_t change_count(const swarm::DeployReport& report);
+
+}  // namespace phoenix::cli
