@@ -42,7 +42,9 @@ base::Result<SwarmPlan> plan_swarm(const model::Estate& e, const std::set<compil
   out.endpoint = engine->describe();
   swarm::SwarmObservation observed = PHX_TRY(swarm::observe_swarm(*engine));
   compile::Desired desired = compile::compile_estate(e, compile::CompileOptions{false});
-  for (const compile::StackDeployment& d : desired.stacks) {
+  std::vector<compile::StackDeployment> stacks = std::move(desired.stacks);
+  if (auto portainer = compile::portainer_stack(e)) stacks.push_back(std::move(*portainer));
+  for (const compile::StackDeployment& d : stacks) {
     if (!only.empty() && !only.contains(d.vm)) continue;
     auto spec = stack_spec(e, d);
     if (!spec) {

@@ -11,14 +11,12 @@ namespace {
 
 using nlohmann::json;
 
-int exit_for(const base::Error& e) {
-  return e.retryable() ? kExitUnreachable : kExitPartial;
-}
+int exit_for(const base::Error& e) { return e.retryable() ? kExitUnreachable : kExitPartial; }
 
 json member_json(const swarm::MemberStatus& s) {
-  json j = {{"vm", s.label},       {"endpoint", s.endpoint}, {"reachable", s.reachable},
-            {"state", s.state},    {"node_id", s.node_id},   {"manager", s.manager},
-            {"leader", s.leader},  {"problems", s.problems}, {"api_version", s.api_version}};
+  json j = {{"vm", s.label},      {"endpoint", s.endpoint}, {"reachable", s.reachable},
+            {"state", s.state},   {"node_id", s.node_id},   {"manager", s.manager},
+            {"leader", s.leader}, {"problems", s.problems}, {"api_version", s.api_version}};
   if (!s.error.empty()) j["error"] = s.error;
   return j;
 }
@@ -68,9 +66,9 @@ int run_swarm(const GlobalOptions& g, const SwarmOptions& o) {
   heal.progress = progress(g);
 
   if (o.action == "init") {
-    return report_actions(g, "swarm init",
-                          swarm::heal_manager(**manager, swarm_member(*manager_vm),
-                                              compile::kTraefikNetwork, heal));
+    return report_actions(
+        g, "swarm init",
+        swarm::heal_manager(**manager, swarm_member(*manager_vm), compile::kTraefikNetwork, heal));
   }
   if (o.action == "join") {
     const model::Guest* vm = e.guest(o.vmid);
@@ -102,7 +100,8 @@ int run_swarm(const GlobalOptions& g, const SwarmOptions& o) {
     }
   }
   std::vector<swarm::MemberStatus> members;
-  members.push_back(swarm::member_status(**manager, swarm_member(*manager_vm), true, cluster_id, nodes));
+  members.push_back(
+      swarm::member_status(**manager, swarm_member(*manager_vm), true, cluster_id, nodes));
   for (const model::Guest& vm : e.guests) {
     if (!vm.is_vm() || vm.is_template.value || vm.swarm_role.value != "worker") continue;
     auto engine = open_engine(e, vm);

@@ -20,6 +20,11 @@ json requests_json(const docker::RequestCounts& c) {
 
 }  // namespace
 
+namespace {
+int deploy(const GlobalOptions& g, const model::Estate& e,
+           const compile::StackDeployment& deployment, const SyncStackOptions& o);
+}  // namespace
+
 int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o) {
   LoadedEstate loaded = load_and_validate(g);
   if (loaded.diags.has_errors()) return report_invalid(g, loaded);
@@ -41,13 +46,38 @@ int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o) {
                        "\" (it defines: " + (names.empty() ? "none" : names) + ")");
     return kExitInvalid;
   }
+  return deploy(g, e, *deployment, o);
+}
+
+int run_sync_core(const GlobalOptions& g, const SyncStackOptions& o) {
+  LoadedEstate loaded = load_and_validate(g);
+  if (loaded.diags.has_errors()) return report_invalid(g, loaded);
+  const model::Estate& e = *loaded.estate;
+  auto deployment = compile::portainer_stack(e);
+  if (!deployment) {
+    print_error(g, swarm_manager(e) ? "docker.portainer_server_image is not set in "
+                                      "phoenix_hypervisor_config.json; there is no core service "
+                                      "to deploy"
+                                    : "no VM has \"swarm_role\": \"manager\"; Portainer runs "
+                                      "on its swarm");
+    return kExitInvalid;
+  }
+  return deploy(g, e, *deployment, o);
+}
+
+namespace {
+
+int deploy(const GlobalOptions& g, const model::Estate& e,
+           const compile::StackDeployment& deployment, const SyncStackOptions& o) {
   const model::Guest* manager_vm = swarm_manager(e);
   if (!manager_vm) {
     print_error(g, "no VM has \"swarm_role\": \"manager\"; stacks are deployed on its swarm");
     return kExitInvalid;
   }
+  const compile::StackDeployment* deployment_ptr = &deployment;
+  const std::string& name = deployment.stack;
 
-  auto spec = stack_spec(e, *deployment);
+  auto spec = stack_spec(e, deployment);
   if (!spec) {
     print_error(g, spec.error().message());
     return kExitInvalid;
@@ -70,20 +100,20 @@ int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o) {
   }
   auto report = swarm::deploy_stack(**engine, *spec, opt);
   if (!report) {
-    print_error(g, "deploying stack " + o.name + ": " + report.error().describe());
+    print_error(g, "deploying stack " + name + ": " + report.error().describe());
     return report.error().retryable() ? kExitUnreachable : kExitPartial;
   }
 
   std::size_t changes = change_count(*report);
   if (g.output == OutputFormat::kJson) {
     json doc = stack_report_json(*report);
-    doc["environment"] = deployment->environment;
+    doc["environment"] = deployment_ptr->environment;
     doc["dry_run"] = g.dry_run;
     doc["warnings"] = spec->warnings;
     doc["requests"] = requests_json(report->requests);
     print_json(doc);
   } else {
-    std::cout << "stack " << o.name << " (" << deployment->environment << ") on "
+    std::cout << "stack " << name << " (" << deployment_ptr->environment << ") on "
               << manager_vm->label() << '\n';
     std::cout << format_stack_changes(*report, "  ");
     if (g.dry_run) {
@@ -99,5 +129,7 @@ int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o) {
   }
   return report->failures.empty() ? kExitOk : kExitPartial;
 }
+
+}  // namespace
 
 }  // namespace phoenix::cli

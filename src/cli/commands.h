@@ -41,5 +41,7 @@ struct SyncStackOptions {
   int timeout_s = 300;
 };
 int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o);
+// Stage 3, Portainer: deployed as a stack named "portainer".
+int run_sync_core(const GlobalOptions& g, const SyncStackOptions& o);
 
 }  // namespace phoenix::cli

@@ -45,8 +45,9 @@ base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate,
     auto ip = compile::guest_ip(vm);
     if (!ip) {
       return base::fail(base::ErrorKind::kInvalidInput,
-                        vm.label() + " has no static IP, so its Docker engine cannot be found; "
-                        "give it network_config.ip or a docker_api.url");
+                        vm.label() +
+                            " has no static IP, so its Docker engine cannot be found; "
+                            "give it network_config.ip or a docker_api.url");
     }
     e.url = "tcp://" + *ip + ":2376";
   }
@@ -80,6 +81,8 @@ swarm::SwarmMember swarm_member(const model::Guest& vm) {
       m.node_labels[l.value.substr(0, eq)] = l.value.substr(eq + 1);
     }
   }
+  // Where Portainer's agent runs (its global service is constrained to this label).
+  if (vm.portainer_role.value == "agent") m.node_labels[compile::kPortainerAgentLabel] = "true";
   return m;
 }
 
@@ -127,9 +130,9 @@ nlohmann::json stack_report_json(const swarm::DeployReport& report) {
     }
     services.push_back({{"name", s.name}, {"action", s.action}, {"fields", fields}});
   }
-  return {{"stack", report.stack},         {"converged", report.converged},
+  return {{"stack", report.stack},           {"converged", report.converged},
           {"changes", change_count(report)}, {"services", services},
-          {"created", report.created},     {"removed", report.removed},
+          {"created", report.created},       {"removed", report.removed},
           {"failures", report.failures}};
 }
 

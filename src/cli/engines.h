@@ -8,18 +8,17 @@
 #include <memory>
 
 #include "base/error.h"
+#include "compile/desired.h"
 #include "model/estate.h"
 #include "providers/docker/api.h"
 #include "providers/docker/engine_client.h"
-#include "compile/desired.h"
 #include "swarm/convert.h"
 #include "swarm/deploy.h"
 #include "swarm/heal.h"
 
 namespace phoenix::cli {
 
-base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate,
-                                               const model::Guest& vm);
+base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate, const model::Guest& vm);
 
 base::Result<std::unique_ptr<docker::Engine>> open_engine(const model::Estate& estate,
                                                           const model::Guest& vm);

@@ -94,6 +94,15 @@ int run(int argc, char** argv) {
                    "seconds to wait for every task to run (default 300)")
       ->check(CLI::Range(1, 86400));
 
+  auto* sync_core = sync->add_subcommand(
+      "core", "deploy the core services (Portainer server and agents) on the swarm and wait");
+  sync_core->add_flag("--no-wait", sync_stack_opts.no_wait,
+                      "return once the changes are sent, without waiting for the tasks");
+  sync_core
+      ->add_option("--timeout", sync_stack_opts.timeout_s,
+                   "seconds to wait for every task to run (default 300)")
+      ->check(CLI::Range(1, 86400));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -113,6 +122,7 @@ int run(int argc, char** argv) {
     return phoenix::cli::run_swarm(g, swarm_opts);
   }
   if (*sync_stack) return phoenix::cli::run_sync_stack(g, sync_stack_opts);
+  if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);
   return phoenix::cli::kExitInvalid;
 }
 

@@ -639,6 +639,94 @@ std::optional<StackDeployment> compile_stack(const model::Estate& estate, std::s
   return Compiler(estate, CompileOptions{false}).deployable(*s, *env, *vm);
 }
 
+std::optional<StackDeployment> portainer_stack(const model::Estate& e) {
+  const Guest* manager = swarm_manager(e);
+  const auto& p = e.platform;
+  if (!manager || !p.portainer_server_image.present) return std::nullopt;
+  auto str = [](std::string v) { return Node::string(std::move(v)); };
+  auto list = [](std::initializer_list<std::string> items) {
+    Node a = Node::array();
+    for (const auto& i : items) a.push_back(Node::string(i));
+    return a;
+  };
+  std::int64_t server_port =
+      p.network.portainer_server_port.present ? p.network.portainer_server_port.value : 9443;
+  std::int64_t agent_port =
+      p.network.portainer_agent_port.present ? p.network.portainer_agent_port.value : 9001;
+
+  Node services = Node::object();
+  bool agents = p.portainer_agent_image.present;
+  if (agents) {
+    Node agent = Node::object();
+    agent.set("image", str(p.portainer_agent_image.value));
+    Node env = Node::object();
+    env.set("AGENT_CLUSTER_ADDR", str("tasks.agent"));
+    env.set("AGENT_PORT", str(std::to_string(agent_port)));
+    agent.set("environment", std::move(env));
+    agent.set("volumes", list({"/var/run/docker.sock:/var/run/docker.sock",
+                               "/var/lib/docker/volumes:/var/lib/docker/volumes"}));
+    agent.set("networks", list({"agent_network"}));
+    Node deploy = Node::object();
+    deploy.set("mode", str("global"));
+    Node placement = Node::object();
+    placement.set("constraints",
+                  list({std::string("node.labels.") + kPortainerAgentLabel + " == true"}));
+    deploy.set("placement", std::move(placement));
+    agent.set("deploy", std::move(deploy));
+    services.set("agent", std::move(agent));
+  }
+  Node server = Node::object();
+  server.set("image", str(p.portainer_server_image.value));
+  if (agents) {
+    server.set("command",
+               list({"-H", "tcp://tasks.agent:" + std::to_string(agent_port), "--tlsskipverify"}));
+  }
+  // Published on the manager itself: Traefik's file provider routes the manager VM's
+  // traefik_service to <manager ip>:<port>.
+  Node port = Node::object();
+  port.set("target", Node::integer(9443));
+  port.set("published", Node::integer(server_port));
+  port.set("protocol", str("tcp"));
+  port.set("mode", str("host"));
+  Node ports = Node::array();
+  ports.push_back(std::move(port));
+  server.set("ports", std::move(ports));
+  server.set("volumes", list({"portainer_data:/data"}));
+  server.set("networks",
+             agents ? list({"agent_network", kTraefikNetwork}) : list({kTraefikNetwork}));
+  Node deploy = Node::object();
+  deploy.set("replicas", Node::integer(1));
+  Node placement = Node::object();
+  placement.set("constraints", list({"node.role == manager"}));
+  deploy.set("placement", std::move(placement));
+  server.set("deploy", std::move(deploy));
+  services.set("portainer", std::move(server));
+
+  Node networks = Node::object();
+  if (agents) {
+    Node agent_net = Node::object();
+    agent_net.set("driver", str("overlay"));
+    agent_net.set("attachable", Node::boolean(true));
+    networks.set("agent_network", std::move(agent_net));
+  }
+  Node external = Node::object();
+  external.set("external", Node::boolean(true));
+  networks.set(kTraefikNetwork, std::move(external));
+  Node volumes = Node::object();
+  volumes.set("portainer_data", Node::object());
+
+  StackDeployment out;
+  out.stack = p.portainer_stack.present ? p.portainer_stack.value : kPortainerStack;
+  out.environment = "core";
+  out.vm = manager->id;
+  out.compose = Node::object();
+  out.compose.set("version", str("3.8"));
+  out.compose.set("services", std::move(services));
+  out.compose.set("networks", std::move(networks));
+  out.compose.set("volumes", std::move(volumes));
+  return out;
+}
+
 std::optional<std::string> guest_ip(const model::Guest& g) {
   if (!g.network.ip.present) return std::nullopt;
   auto cidr = model::parse_cidr(g.network.ip.value);

@@ -47,6 +47,11 @@ struct Paths {
 };
 
 inline constexpr const char* kTraefikNetwork = "traefik-public";
+// Portainer, the core service of stage 3: its stack's default name (docker.portainer_stack
+// changes it), and the node label that marks the
+// swarm nodes of `portainer_role: agent` VMs, where its agent runs.
+inline constexpr const char* kPortainerStack = "portainer";
+inline constexpr const char* kPortainerAgentLabel = "com.phoenix.portainer-agent";
 
 // A route of Traefik's file provider, for an LXC or VM `traefik_service`.
 struct Route {
@@ -151,6 +156,13 @@ Desired compile_estate(const model::Estate& estate, CompileOptions options = {})
 // environment does not exist.
 std::optional<StackDeployment> compile_stack(const model::Estate& estate, std::string_view name,
                                              std::optional<std::string_view> environment);
+
+// Portainer as a stack (stage 3): the server on the manager (docker.portainer_server_image),
+// published on the manager's portainer_server_port (default 9443) in host mode for Traefik's
+// file-provider route, and, when docker.portainer_agent_image is set, an agent on every node
+// labelled kPortainerAgentLabel, which the server reaches over their own overlay network.
+// nullopt without a manager VM or a server image.
+std::optional<StackDeployment> portainer_stack(const model::Estate& estate);
 
 // A guest's address without its prefix ("10.0.0.11" for "10.0.0.11/24"); nullopt for DHCP or
 // no address.

@@ -294,6 +294,7 @@ class Loader {
     r.object("docker", [&](ObjectReader& d) {
       d.str("portainer_server_image", p.portainer_server_image);
       d.str("portainer_agent_image", p.portainer_agent_image);
+      d.str("portainer_stack", p.portainer_stack);
     });
     r.object("behavior", [&](ObjectReader& b) {
       b.boolean("rollback_on_failure", p.rollback_on_failure);

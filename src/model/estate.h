@@ -321,6 +321,7 @@ struct Platform {
   HostNetwork network;
   Val<std::string> portainer_server_image;
   Val<std::string> portainer_agent_image;
+  Val<std::string> portainer_stack;  // docker.portainer_stack: its stack's name (default portainer)
   GlobalFirewall firewall;
   PortainerApi portainer_api;
   DnsServer dns_server;

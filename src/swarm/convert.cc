@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 #include "base/hash.h"
 #include "base/sort.h"
@@ -180,11 +181,36 @@ Result<std::vector<std::string>> command(const Node& n, std::string_view what) {
 
 // Keys of a service that become part of the swarm service.
 constexpr std::string_view kServiceKeys[] = {
-    "cap_add",     "cap_drop",    "command",     "configs",     "deploy",      "dns",
-    "dns_search",  "entrypoint",  "environment", "extra_hosts", "healthcheck", "hostname",
-    "image",       "init",        "labels",      "logging",     "networks",    "read_only",
-    "restart",     "secrets",     "stdin_open",  "stop_grace_period",          "stop_signal",
-    "sysctls",     "tty",         "ulimits",     "user",        "volumes",     "working_dir",
+    "cap_add",
+    "cap_drop",
+    "command",
+    "configs",
+    "deploy",
+    "dns",
+    "dns_search",
+    "entrypoint",
+    "environment",
+    "extra_hosts",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "labels",
+    "logging",
+    "networks",
+    "read_only",
+    "ports",
+    "restart",
+    "secrets",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "sysctls",
+    "tty",
+    "ulimits",
+    "user",
+    "volumes",
+    "working_dir",
 };
 
 class Converter {
@@ -213,7 +239,8 @@ class Converter {
       out_.services.push_back(PHX_TRY(service(m.key, m.value)));
     }
     PHX_TRY(networks());
-    base::sort_by_key(out_.services, [](const ServiceSpec& s) -> const std::string& { return s.name; });
+    base::sort_by_key(out_.services,
+                      [](const ServiceSpec& s) -> const std::string& { return s.name; });
     return std::move(out_);
   }
 
@@ -235,30 +262,34 @@ class Converter {
     if (!objs->is_object()) return bad(*objs, std::string(section) + " must be a mapping");
     for (const auto& m : objs->members()) {
       const Node& def = m.value;
-      if (!def.is_object()) return bad(def, std::string(section) + "." + m.key + " must be a mapping");
+      if (!def.is_object())
+        return bad(def, std::string(section) + "." + m.key + " must be a mapping");
       std::string what = std::string(section) + "." + m.key;
       bool external = false;
       if (const Node* e = def.find("external")) {
         external = e->is_object() || (e->is_bool() && e->as_bool());
-        if (!e->is_object() && !e->is_bool()) return bad(*e, what + ".external must be true or false");
+        if (!e->is_object() && !e->is_bool())
+          return bad(*e, what + ".external must be true or false");
       }
       std::string explicit_name;
-      if (const Node* n = def.find("name")) explicit_name = PHX_TRY(need_string(*n, what + ".name"));
+      if (const Node* n = def.find("name"))
+        explicit_name = PHX_TRY(need_string(*n, what + ".name"));
       if (external) {
         external_objects_[section][m.key] = explicit_name.empty() ? m.key : explicit_name;
         continue;
       }
       const Node* file = def.find("file");
       if (!file) {
-        return bad(def, what + " needs \"file\" (or \"external: true\"); Phoenix creates configs "
-                           "and secrets from files");
+        return bad(def, what +
+                            " needs \"file\" (or \"external: true\"); Phoenix creates configs "
+                            "and secrets from files");
       }
       std::string path = PHX_TRY(need_string(*file, what + ".file"));
       auto data = read_(path);
       if (!data) {
-        return std::unexpected(
-            Error(ErrorKind::kInvalidInput,
-                  what + ": cannot read " + path + ": " + data.error().message(), file->loc()));
+        return std::unexpected(Error(ErrorKind::kInvalidInput,
+                                     what + ": cannot read " + path + ": " + data.error().message(),
+                                     file->loc()));
       }
       std::map<std::string, std::string> labels;
       if (const Node* l = def.find("labels")) labels = PHX_TRY(string_map(*l, what + ".labels"));
@@ -279,7 +310,8 @@ class Converter {
   }
 
   Result<json> file_refs(const Node& list, const char* section, const std::string& service) {
-    if (!list.is_array()) return bad(list, "services." + service + "." + section + " must be a list");
+    if (!list.is_array())
+      return bad(list, "services." + service + "." + section + " must be a list");
     json refs = json::array();
     for (const Node& item : list.items()) {
       std::string source, target, uid = "0", gid = "0";
@@ -313,15 +345,15 @@ class Converter {
                  ext != external_objects_[section].end()) {
         name = ext->second;
       } else {
-        return bad(item, "service " + service + " uses " + std::string(section).substr(0, std::strlen(section) - 1) +
-                             " \"" + source + "\", which the top-level " + section +
+        return bad(item, "service " + service + " uses " +
+                             std::string(section).substr(0, std::strlen(section) - 1) + " \"" +
+                             source + "\", which the top-level " + section +
                              " section does not define");
       }
-      json file = {{"Name", target.empty() ? source : target},
-                   {"UID", uid},
-                   {"GID", gid},
-                   {"Mode", mode}};
-      refs.push_back({{"File", file}, {std::string(section) == "configs" ? "ConfigName" : "SecretName", name}});
+      json file = {
+          {"Name", target.empty() ? source : target}, {"UID", uid}, {"GID", gid}, {"Mode", mode}};
+      refs.push_back({{"File", file},
+                      {std::string(section) == "configs" ? "ConfigName" : "SecretName", name}});
     }
     std::sort(refs.begin(), refs.end(), [&](const json& a, const json& b) {
       const char* key = std::string(section) == "configs" ? "ConfigName" : "SecretName";
@@ -366,9 +398,11 @@ class Converter {
     std::string image_name = PHX_TRY(need_string(*image, where + ".image"));
 
     json container = {{"Image", image_name}};
-    if (const Node* n = svc.find("entrypoint")) container["Command"] = PHX_TRY(command(*n, "entrypoint"));
+    if (const Node* n = svc.find("entrypoint"))
+      container["Command"] = PHX_TRY(command(*n, "entrypoint"));
     if (const Node* n = svc.find("command")) container["Args"] = PHX_TRY(command(*n, "command"));
-    if (const Node* n = svc.find("hostname")) container["Hostname"] = PHX_TRY(need_string(*n, "hostname"));
+    if (const Node* n = svc.find("hostname"))
+      container["Hostname"] = PHX_TRY(need_string(*n, "hostname"));
     if (const Node* n = svc.find("extra_hosts")) {
       json hosts = json::array();
       if (n->is_object()) {
@@ -384,8 +418,10 @@ class Converter {
     }
     {
       json dns = json::object();
-      if (const Node* n = svc.find("dns")) dns["Nameservers"] = PHX_TRY(string_list(*n, "dns", true));
-      if (const Node* n = svc.find("dns_search")) dns["Search"] = PHX_TRY(string_list(*n, "dns_search", true));
+      if (const Node* n = svc.find("dns"))
+        dns["Nameservers"] = PHX_TRY(string_list(*n, "dns", true));
+      if (const Node* n = svc.find("dns_search"))
+        dns["Search"] = PHX_TRY(string_list(*n, "dns_search", true));
       if (!dns.empty()) container["DNSConfig"] = dns;
     }
     if (const Node* n = svc.find("healthcheck")) {
@@ -398,7 +434,8 @@ class Converter {
       if (const Node* n = svc.find("labels")) labels = PHX_TRY(string_map(*n, where + ".labels"));
       container["Labels"] = stack_labels(labels);
     }
-    if (const Node* n = svc.find("working_dir")) container["Dir"] = PHX_TRY(need_string(*n, "working_dir"));
+    if (const Node* n = svc.find("working_dir"))
+      container["Dir"] = PHX_TRY(need_string(*n, "working_dir"));
     if (const Node* n = svc.find("user")) container["User"] = PHX_TRY(need_string(*n, "user"));
     if (const Node* n = svc.find("volumes")) {
       json mounts = PHX_TRY(volume_mounts(*n, where));
@@ -407,10 +444,13 @@ class Converter {
     if (const Node* n = svc.find("stop_grace_period")) {
       container["StopGracePeriod"] = PHX_TRY(need_duration(*n, "stop_grace_period"));
     }
-    if (const Node* n = svc.find("stop_signal")) container["StopSignal"] = PHX_TRY(need_string(*n, "stop_signal"));
+    if (const Node* n = svc.find("stop_signal"))
+      container["StopSignal"] = PHX_TRY(need_string(*n, "stop_signal"));
     if (const Node* n = svc.find("tty")) container["TTY"] = PHX_TRY(need_bool(*n, "tty"));
-    if (const Node* n = svc.find("stdin_open")) container["OpenStdin"] = PHX_TRY(need_bool(*n, "stdin_open"));
-    if (const Node* n = svc.find("read_only")) container["ReadOnly"] = PHX_TRY(need_bool(*n, "read_only"));
+    if (const Node* n = svc.find("stdin_open"))
+      container["OpenStdin"] = PHX_TRY(need_bool(*n, "stdin_open"));
+    if (const Node* n = svc.find("read_only"))
+      container["ReadOnly"] = PHX_TRY(need_bool(*n, "read_only"));
     if (const Node* n = svc.find("init")) container["Init"] = PHX_TRY(need_bool(*n, "init"));
     if (const Node* n = svc.find("secrets")) {
       json refs = PHX_TRY(file_refs(*n, "secrets", key));
@@ -424,8 +464,10 @@ class Converter {
       auto m = PHX_TRY(string_map(*n, where + ".sysctls"));
       container["Sysctls"] = m;
     }
-    if (const Node* n = svc.find("cap_add")) container["CapabilityAdd"] = PHX_TRY(string_list(*n, "cap_add"));
-    if (const Node* n = svc.find("cap_drop")) container["CapabilityDrop"] = PHX_TRY(string_list(*n, "cap_drop"));
+    if (const Node* n = svc.find("cap_add"))
+      container["CapabilityAdd"] = PHX_TRY(string_list(*n, "cap_add"));
+    if (const Node* n = svc.find("cap_drop"))
+      container["CapabilityDrop"] = PHX_TRY(string_list(*n, "cap_drop"));
     if (const Node* n = svc.find("ulimits")) container["Ulimits"] = PHX_TRY(ulimits(*n, where));
     // As docker stack deploy sends it (no credential spec or SELinux context from compose).
     container["Privileges"] = {{"CredentialSpec", nullptr}, {"SELinuxContext", nullptr}};
@@ -434,8 +476,10 @@ class Converter {
     if (const Node* n = svc.find("logging")) {
       if (!n->is_object()) return bad(*n, where + ".logging must be a mapping");
       json driver = json::object();
-      if (const Node* d = n->find("driver")) driver["Name"] = PHX_TRY(need_string(*d, "logging.driver"));
-      if (const Node* o = n->find("options")) driver["Options"] = PHX_TRY(string_map(*o, "logging.options"));
+      if (const Node* d = n->find("driver"))
+        driver["Name"] = PHX_TRY(need_string(*d, "logging.driver"));
+      if (const Node* o = n->find("options"))
+        driver["Options"] = PHX_TRY(string_map(*o, "logging.options"));
       task["LogDriver"] = driver;
     }
 
@@ -449,14 +493,16 @@ class Converter {
     json placement = json::object();
     if (const Node* p = d.find("placement")) {
       if (!p->is_object()) return bad(*p, where + ".deploy.placement must be a mapping");
-      if (const Node* c = p->find("constraints")) placement["Constraints"] = PHX_TRY(string_list(*c, "constraints"));
+      if (const Node* c = p->find("constraints"))
+        placement["Constraints"] = PHX_TRY(string_list(*c, "constraints"));
       if (const Node* pr = p->find("preferences")) {
         if (!pr->is_array()) return bad(*pr, "placement.preferences must be a list");
         json prefs = json::array();
         for (const Node& item : pr->items()) {
           const Node* spread = item.is_object() ? item.find("spread") : nullptr;
           if (!spread) return bad(item, "a placement preference is {spread: <descriptor>}");
-          prefs.push_back({{"Spread", {{"SpreadDescriptor", PHX_TRY(need_string(*spread, "spread"))}}}});
+          prefs.push_back(
+              {{"Spread", {{"SpreadDescriptor", PHX_TRY(need_string(*spread, "spread"))}}}});
         }
         placement["Preferences"] = prefs;
       }
@@ -468,13 +514,20 @@ class Converter {
     task["Networks"] = PHX_TRY(service_networks(svc, key));
 
     std::map<std::string, std::string> labels;
-    if (const Node* n = d.find("labels")) labels = PHX_TRY(string_map(*n, where + ".deploy.labels"));
+    if (const Node* n = d.find("labels"))
+      labels = PHX_TRY(string_map(*n, where + ".deploy.labels"));
     labels[kImageLabel] = image_name;
 
     json spec = {{"Name", out.name}, {"Labels", stack_labels(labels)}, {"TaskTemplate", task}};
     json endpoint = json::object();
     if (const Node* n = d.find("endpoint_mode")) {
       endpoint["Mode"] = base::to_lower(PHX_TRY(need_string(*n, "endpoint_mode")));
+    }
+    // Stacks of the estate never publish ports (validation forbids it: traffic goes through
+    // Traefik); Phoenix's own core services may.
+    if (const Node* n = svc.find("ports")) {
+      json ports = PHX_TRY(published_ports(*n, where));
+      if (!ports.empty()) endpoint["Ports"] = ports;
     }
     spec["EndpointSpec"] = endpoint;
     spec["Mode"] = PHX_TRY(mode(d, where));
@@ -483,9 +536,56 @@ class Converter {
     // Phoenix's rule: a failed update rolls back unless the compose file asks otherwise.
     if (!update.contains("FailureAction")) update["FailureAction"] = "rollback";
     spec["UpdateConfig"] = update;
-    json rollback = PHX_TRY(update_config(d.find("rollback_config"), where + ".deploy.rollback_config"));
+    json rollback =
+        PHX_TRY(update_config(d.find("rollback_config"), where + ".deploy.rollback_config"));
     if (!rollback.is_null()) spec["RollbackConfig"] = rollback;
     out.spec = std::move(spec);
+    return out;
+  }
+
+  Result<json> published_ports(const Node& n, const std::string& where) {
+    if (!n.is_array()) return bad(n, where + ".ports must be a list");
+    json out = json::array();
+    for (const Node& p : n.items()) {
+      std::int64_t target = 0, published = 0;
+      std::string protocol = "tcp", mode = "ingress";
+      if (p.is_object()) {
+        if (const Node* v = p.find("target")) target = PHX_TRY(need_int(*v, "ports.target"));
+        if (const Node* v = p.find("published"))
+          published = PHX_TRY(need_int(*v, "ports.published"));
+        if (const Node* v = p.find("protocol"))
+          protocol = PHX_TRY(need_string(*v, "ports.protocol"));
+        if (const Node* v = p.find("mode")) mode = PHX_TRY(need_string(*v, "ports.mode"));
+      } else if (p.is_scalar()) {
+        std::string text = p.text();
+        if (auto slash = text.find('/'); slash != std::string::npos) {
+          protocol = text.substr(slash + 1);
+          text = text.substr(0, slash);
+        }
+        auto parts = base::split(text, ':');
+        auto number = [&](const std::string& t) -> std::optional<std::int64_t> {
+          auto v = base::parse_uint(t);
+          if (!v || *v > 65535) return std::nullopt;
+          return static_cast<std::int64_t>(*v);
+        };
+        std::optional<std::int64_t> t = number(parts.back()), pub;
+        if (parts.size() == 2) pub = number(parts[0]);
+        if (!t || parts.size() > 2 || (parts.size() == 2 && !pub)) {
+          return bad(p, "a port is \"[published:]target[/protocol]\"");
+        }
+        target = *t;
+        published = pub.value_or(0);
+      } else {
+        return bad(p, "a port is a string or a mapping");
+      }
+      if (target < 1 || target > 65535) return bad(p, "a port's target must be 1 to 65535");
+      json port = {{"Protocol", protocol}, {"TargetPort", target}, {"PublishMode", mode}};
+      if (published) port["PublishedPort"] = published;
+      out.push_back(port);
+    }
+    std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
+      return std::tie(a["TargetPort"], a["Protocol"]) < std::tie(b["TargetPort"], b["Protocol"]);
+    });
     return out;
   }
 
@@ -506,10 +606,14 @@ class Converter {
         h["Test"] = PHX_TRY(string_list(*test, "healthcheck.test"));
       }
     }
-    if (const Node* v = n.find("interval")) h["Interval"] = PHX_TRY(need_duration(*v, "healthcheck.interval"));
-    if (const Node* v = n.find("timeout")) h["Timeout"] = PHX_TRY(need_duration(*v, "healthcheck.timeout"));
-    if (const Node* v = n.find("start_period")) h["StartPeriod"] = PHX_TRY(need_duration(*v, "healthcheck.start_period"));
-    if (const Node* v = n.find("retries")) h["Retries"] = PHX_TRY(need_int(*v, "healthcheck.retries"));
+    if (const Node* v = n.find("interval"))
+      h["Interval"] = PHX_TRY(need_duration(*v, "healthcheck.interval"));
+    if (const Node* v = n.find("timeout"))
+      h["Timeout"] = PHX_TRY(need_duration(*v, "healthcheck.timeout"));
+    if (const Node* v = n.find("start_period"))
+      h["StartPeriod"] = PHX_TRY(need_duration(*v, "healthcheck.start_period"));
+    if (const Node* v = n.find("retries"))
+      h["Retries"] = PHX_TRY(need_int(*v, "healthcheck.retries"));
     return h;
   }
 
@@ -520,7 +624,8 @@ class Converter {
         env.push_back(m.value.is_null() ? m.key : m.key + "=" + m.value.text());
       }
     } else if (n.is_array()) {
-      for (const Node& i : n.items()) env.push_back(PHX_TRY(need_string(i, where + ".environment")));
+      for (const Node& i : n.items())
+        env.push_back(PHX_TRY(need_string(i, where + ".environment")));
     } else {
       return bad(n, where + ".environment must be a mapping or a list of \"NAME=value\"");
     }
@@ -557,7 +662,8 @@ class Converter {
     auto part = [&](const char* key) -> Result<json> {
       const Node* p = r->find(key);
       if (!p) return json(nullptr);
-      if (!p->is_object()) return bad(*p, where + ".deploy.resources." + key + " must be a mapping");
+      if (!p->is_object())
+        return bad(*p, where + ".deploy.resources." + key + " must be a mapping");
       json o = json::object();
       if (const Node* c = p->find("cpus")) o["NanoCPUs"] = PHX_TRY(need_cpus(*c, "cpus"));
       if (const Node* m = p->find("memory")) o["MemoryBytes"] = PHX_TRY(need_bytes(*m, "memory"));
@@ -573,9 +679,11 @@ class Converter {
     if (const Node* rp = d.find("restart_policy")) {
       if (!rp->is_object()) return bad(*rp, where + ".deploy.restart_policy must be a mapping");
       json out = json::object();
-      if (const Node* c = rp->find("condition")) out["Condition"] = PHX_TRY(need_string(*c, "condition"));
+      if (const Node* c = rp->find("condition"))
+        out["Condition"] = PHX_TRY(need_string(*c, "condition"));
       if (const Node* v = rp->find("delay")) out["Delay"] = PHX_TRY(need_duration(*v, "delay"));
-      if (const Node* v = rp->find("max_attempts")) out["MaxAttempts"] = PHX_TRY(need_int(*v, "max_attempts"));
+      if (const Node* v = rp->find("max_attempts"))
+        out["MaxAttempts"] = PHX_TRY(need_int(*v, "max_attempts"));
       if (const Node* v = rp->find("window")) out["Window"] = PHX_TRY(need_duration(*v, "window"));
       return out;
     }
@@ -622,9 +730,11 @@ class Converter {
     if (!n) return json(nullptr);
     if (!n->is_object()) return bad(*n, where + " must be a mapping");
     json out = {{"Parallelism", 1}};
-    if (const Node* v = n->find("parallelism")) out["Parallelism"] = PHX_TRY(need_int(*v, "parallelism"));
+    if (const Node* v = n->find("parallelism"))
+      out["Parallelism"] = PHX_TRY(need_int(*v, "parallelism"));
     if (const Node* v = n->find("delay")) out["Delay"] = PHX_TRY(need_duration(*v, "delay"));
-    if (const Node* v = n->find("failure_action")) out["FailureAction"] = PHX_TRY(need_string(*v, "failure_action"));
+    if (const Node* v = n->find("failure_action"))
+      out["FailureAction"] = PHX_TRY(need_string(*v, "failure_action"));
     if (const Node* v = n->find("monitor")) out["Monitor"] = PHX_TRY(need_duration(*v, "monitor"));
     if (const Node* v = n->find("max_failure_ratio")) {
       if (!v->is_number()) return bad(*v, "max_failure_ratio must be a number");
@@ -645,7 +755,8 @@ class Converter {
     std::string name = scope(key);
     bool external = false;
     if (def && def->is_object()) {
-      if (const Node* n = def->find("name")) name = PHX_TRY(need_string(*n, "networks." + key + ".name"));
+      if (const Node* n = def->find("name"))
+        name = PHX_TRY(need_string(*n, "networks." + key + ".name"));
       if (const Node* e = def->find("external")) {
         if (e->is_bool()) {
           external = e->as_bool();
@@ -667,7 +778,8 @@ class Converter {
     if (!nets || nets->size() == 0) {
       attached.emplace_back("default", nullptr);
     } else if (nets->is_array()) {
-      for (const Node& i : nets->items()) attached.emplace_back(PHX_TRY(need_string(i, "networks")), &i);
+      for (const Node& i : nets->items())
+        attached.emplace_back(PHX_TRY(need_string(i, "networks")), &i);
     } else if (nets->is_object()) {
       for (const auto& m : nets->members()) attached.emplace_back(m.key, &m.value);
     } else {
@@ -684,7 +796,8 @@ class Converter {
         }
       }
       // docker stack deploy gives every service its name as an alias on user-defined networks.
-      if (name != "host" && name != "bridge" && name != "none" && name != "default") aliases.push_back(key);
+      if (name != "host" && name != "bridge" && name != "none" && name != "default")
+        aliases.push_back(key);
       json att = {{"Target", name}};
       if (!aliases.empty()) att["Aliases"] = aliases;
       out.push_back(att);
@@ -708,15 +821,20 @@ class Converter {
       std::map<std::string, std::string> labels;
       if (def && def->is_object()) {
         std::string what = "networks." + key;
-        if (const Node* n = def->find("driver")) body["Driver"] = PHX_TRY(need_string(*n, what + ".driver"));
-        if (const Node* n = def->find("driver_opts")) body["Options"] = PHX_TRY(string_map(*n, what + ".driver_opts"));
-        if (const Node* n = def->find("attachable")) body["Attachable"] = PHX_TRY(need_bool(*n, what + ".attachable"));
-        if (const Node* n = def->find("internal")) body["Internal"] = PHX_TRY(need_bool(*n, what + ".internal"));
+        if (const Node* n = def->find("driver"))
+          body["Driver"] = PHX_TRY(need_string(*n, what + ".driver"));
+        if (const Node* n = def->find("driver_opts"))
+          body["Options"] = PHX_TRY(string_map(*n, what + ".driver_opts"));
+        if (const Node* n = def->find("attachable"))
+          body["Attachable"] = PHX_TRY(need_bool(*n, what + ".attachable"));
+        if (const Node* n = def->find("internal"))
+          body["Internal"] = PHX_TRY(need_bool(*n, what + ".internal"));
         if (const Node* n = def->find("labels")) labels = PHX_TRY(string_map(*n, what + ".labels"));
         if (const Node* ipam = def->find("ipam")) {
           if (!ipam->is_object()) return bad(*ipam, what + ".ipam must be a mapping");
           json i = json::object();
-          if (const Node* n = ipam->find("driver")) i["Driver"] = PHX_TRY(need_string(*n, "ipam.driver"));
+          if (const Node* n = ipam->find("driver"))
+            i["Driver"] = PHX_TRY(need_string(*n, "ipam.driver"));
           if (const Node* c = ipam->find("config")) {
             if (!c->is_array()) return bad(*c, what + ".ipam.config must be a list");
             json configs = json::array();
@@ -771,9 +889,8 @@ class Converter {
           }
         }
       }
-      type = source.empty() || (source[0] != '/' && source[0] != '.' && source[0] != '~')
-                 ? "volume"
-                 : "bind";
+      type = source.empty() || (source[0] != '/' && source[0] != '.' && source[0] != '~') ? "volume"
+                                                                                          : "bind";
     } else if (v.is_object()) {
       for (const auto& m : v.members()) {
         if (m.key == "type") {
@@ -791,7 +908,8 @@ class Converter {
             bind_opts = {{"Propagation", PHX_TRY(need_string(*p, "propagation"))}};
           }
         } else if (m.key == "tmpfs") {
-          if (const Node* s = m.value.find("size")) tmpfs_opts = {{"SizeBytes", PHX_TRY(need_bytes(*s, "size"))}};
+          if (const Node* s = m.value.find("size"))
+            tmpfs_opts = {{"SizeBytes", PHX_TRY(need_bytes(*s, "size"))}};
         } else if (m.key != "consistency") {
           return bad(m.value, "unknown key \"" + m.key + "\" in a volume");
         }
@@ -800,7 +918,8 @@ class Converter {
     } else {
       return bad(v, "a volume is a string or a mapping");
     }
-    if (target.empty() || target[0] != '/') return bad(v, "a volume's target must be an absolute path");
+    if (target.empty() || target[0] != '/')
+      return bad(v, "a volume's target must be an absolute path");
     json m = {{"Type", type}, {"Target", target}};
     if (read_only) m["ReadOnly"] = true;
     if (type == "bind") {
@@ -814,19 +933,23 @@ class Converter {
       if (!source.empty()) {
         const Node* def = volumes_ ? volumes_->find(source) : nullptr;
         if (!def) {
-          return bad(v, "volume \"" + source + "\" is not defined in the top-level volumes section");
+          return bad(v,
+                     "volume \"" + source + "\" is not defined in the top-level volumes section");
         }
         json opts = json::object();
         if (nocopy) opts["NoCopy"] = true;
         std::string name = scope(source);
         bool external = false;
         if (def->is_object()) {
-          if (const Node* n = def->find("name")) name = PHX_TRY(need_string(*n, "volumes." + source + ".name"));
-          if (const Node* e = def->find("external")) external = e->is_object() || (e->is_bool() && e->as_bool());
+          if (const Node* n = def->find("name"))
+            name = PHX_TRY(need_string(*n, "volumes." + source + ".name"));
+          if (const Node* e = def->find("external"))
+            external = e->is_object() || (e->is_bool() && e->as_bool());
           if (external && !def->find("name")) name = source;
           if (!external) {
             std::map<std::string, std::string> labels;
-            if (const Node* l = def->find("labels")) labels = PHX_TRY(string_map(*l, "volumes." + source + ".labels"));
+            if (const Node* l = def->find("labels"))
+              labels = PHX_TRY(string_map(*l, "volumes." + source + ".labels"));
             opts["Labels"] = stack_labels(labels);
             const Node* driver = def->find("driver");
             const Node* driver_opts = def->find("driver_opts");
@@ -875,20 +998,28 @@ std::optional<std::int64_t> parse_duration(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     std::size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+      ++i;
     if (i == start) return std::nullopt;
     double v = std::strtod(std::string(text.substr(start, i - start)).c_str(), nullptr);
     std::size_t u = i;
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(u, i - u);
     double scale = 0;
-    if (unit == "ns") scale = 1;
-    else if (unit == "us" || unit == "µs") scale = 1e3;
-    else if (unit == "ms") scale = 1e6;
-    else if (unit == "s") scale = 1e9;
-    else if (unit == "m") scale = 60e9;
-    else if (unit == "h") scale = 3600e9;
-    else return std::nullopt;
+    if (unit == "ns")
+      scale = 1;
+    else if (unit == "us" || unit == "µs")
+      scale = 1e3;
+    else if (unit == "ms")
+      scale = 1e6;
+    else if (unit == "s")
+      scale = 1e9;
+    else if (unit == "m")
+      scale = 60e9;
+    else if (unit == "h")
+      scale = 3600e9;
+    else
+      return std::nullopt;
     total += v * scale;
   }
   if (total > 9.2e18) return std::nullopt;
@@ -902,21 +1033,30 @@ std::optional<std::int64_t> parse_bytes(std::string_view text) {
   if (i == 0) return std::nullopt;
   double v = std::strtod(t.substr(0, i).c_str(), nullptr);
   std::string unit(base::trim(std::string_view(t).substr(i)));
-  if (unit.ends_with("ib")) unit = unit.substr(0, unit.size() - 2);
-  else if (unit.size() == 2 && unit.back() == 'b') unit.pop_back();
+  if (unit.ends_with("ib"))
+    unit = unit.substr(0, unit.size() - 2);
+  else if (unit.size() == 2 && unit.back() == 'b')
+    unit.pop_back();
   double scale = 0;
-  if (unit.empty() || unit == "b") scale = 1;
-  else if (unit == "k") scale = 1024.0;
-  else if (unit == "m") scale = 1024.0 * 1024;
-  else if (unit == "g") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "t") scale = 1024.0 * 1024 * 1024 * 1024;
-  else return std::nullopt;
+  if (unit.empty() || unit == "b")
+    scale = 1;
+  else if (unit == "k")
+    scale = 1024.0;
+  else if (unit == "m")
+    scale = 1024.0 * 1024;
+  else if (unit == "g")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "t")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return std::nullopt;
   double bytes = v * scale;
   if (bytes > 9.2e18) return std::nullopt;
   return static_cast<std::int64_t>(bytes);
 }
 
-Result<StackSpec> convert_stack(const std::string& ns, const Node& compose, const ReadFile& read_file) {
+Result<StackSpec> convert_stack(const std::string& ns, const Node& compose,
+                                const ReadFile& read_file) {
   return Converter(ns, compose, read_file).run();
 }
 

@@ -10,8 +10,8 @@
 //     otherwise.
 // Pure: file contents come through `ReadFile`, nothing here talks to an engine.
 
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>

@@ -137,7 +137,8 @@ secrets:
   EXPECT_EQ(c["Labels"], json::parse(R"({"tier": "back", "com.docker.stack.namespace": "web"})"));
   EXPECT_EQ(c["StopGracePeriod"], 90'000'000'000LL);
   EXPECT_EQ(c["Hosts"], json::parse(R"(["10.0.0.5 db.local"])"));
-  EXPECT_EQ(c["Healthcheck"], json::parse(R"({"Test": ["CMD-SHELL", "wget -q -O- http://localhost/health"],
+  EXPECT_EQ(c["Healthcheck"],
+            json::parse(R"({"Test": ["CMD-SHELL", "wget -q -O- http://localhost/health"],
       "Interval": 5000000000, "Timeout": 2000000000, "Retries": 3, "StartPeriod": 250000000})"));
   EXPECT_TRUE(s.services[0].has_healthcheck);
   EXPECT_EQ(c["Mounts"], json::parse(R"([
@@ -148,9 +149,11 @@ secrets:
   std::string settings_name = "web_settings_" + base::sha256_hex("port: 80\n").substr(0, 12);
   std::string token_name = "web_token_" + base::sha256_hex("s3cret").substr(0, 12);
   EXPECT_EQ(c["Configs"], json::parse(R"([{"File": {"Name": "/etc/api/settings.yml", "UID": "0",
-      "GID": "0", "Mode": 288}, "ConfigName": ")" + settings_name + R"("}])"));
+      "GID": "0", "Mode": 288}, "ConfigName": ")" +
+                                      settings_name + R"("}])"));
   EXPECT_EQ(c["Secrets"], json::parse(R"([{"File": {"Name": "token", "UID": "0", "GID": "0",
-      "Mode": 292}, "SecretName": ")" + token_name + R"("}])"));
+      "Mode": 292}, "SecretName": ")" +
+                                      token_name + R"("}])"));
   EXPECT_EQ(spec["TaskTemplate"]["Networks"], json::parse(R"([
     {"Target": "traefik-public", "Aliases": ["api"]},
     {"Target": "web_backend", "Aliases": ["api-internal", "api"]}])"));
@@ -229,10 +232,22 @@ TEST(Convert, Errors) {
             "services.a: replicas cannot be used with mode global");
   EXPECT_EQ(error_of("services:\n  a:\n    image: x\n    command: \"echo 'unterminated\"\n"),
             "unterminated quote in command");
-  auto located = convert_stack("web", yaml("services:\n  a:\n    image: x\n    tty: maybe\n"),
-                               files({}));
+  auto located =
+      convert_stack("web", yaml("services:\n  a:\n    image: x\n    tty: maybe\n"), files({}));
   ASSERT_FALSE(located.has_value());
   EXPECT_EQ(located.error().loc().line, 4u);
+}
+
+TEST(Convert, PublishedPorts) {
+  StackSpec s = convert(
+      "services:\n  a:\n    image: x\n    ports:\n      - \"8080:80\"\n      - 53/udp\n"
+      "      - {target: 9443, published: 9443, mode: host}\n");
+  EXPECT_EQ(s.services[0].spec["EndpointSpec"], json::parse(R"({"Ports": [
+      {"Protocol": "udp", "TargetPort": 53, "PublishMode": "ingress"},
+      {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "ingress"},
+      {"Protocol": "tcp", "TargetPort": 9443, "PublishedPort": 9443, "PublishMode": "host"}]})"));
+  EXPECT_EQ(error_of("services:\n  a:\n    image: x\n    ports: [\"a:b\"]\n"),
+            "a port is \"[published:]target[/protocol]\"");
 }
 
 TEST(Convert, DurationsAndSizes) {

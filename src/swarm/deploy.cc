@@ -63,7 +63,8 @@ void diff(const json& desired, const json& actual, const std::string& path, bool
       return;
     }
     std::vector<FieldChange> inner;
-    for (std::size_t i = 0; i < desired.size(); ++i) diff(desired[i], actual[i], path, false, inner);
+    for (std::size_t i = 0; i < desired.size(); ++i)
+      diff(desired[i], actual[i], path, false, inner);
     if (!inner.empty()) differ(path, desired, actual);
     return;
   }
@@ -295,7 +296,8 @@ class Deployer {
     auto running = st.value("RunningTasks", std::uint64_t{0});
     auto desired = st.value("DesiredTasks", std::uint64_t{0});
     const json& mode = s["Spec"].value("Mode", json::object());
-    bool scaled_to_zero = mode.contains("Replicated") && mode["Replicated"].value("Replicas", 1) == 0;
+    bool scaled_to_zero =
+        mode.contains("Replicated") && mode["Replicated"].value("Replicas", 1) == 0;
     return running == desired && (desired > 0 || scaled_to_zero);
   }
 
@@ -314,7 +316,8 @@ class Deployer {
     auto deadline = Clock::now() + opt_.deadline;
     json latest;
     while (true) {
-      latest = PHX_TRY(engine_->get("/services", {{"filters", label_filter(stack_.ns)}, {"status", "true"}}));
+      latest = PHX_TRY(
+          engine_->get("/services", {{"filters", label_filter(stack_.ns)}, {"status", "true"}}));
       services_ = latest;
       bool done = true;
       bool stuck = false;
@@ -355,7 +358,8 @@ class Deployer {
         std::string tstate = st.value("State", "");
         if ((tstate == "failed" || tstate == "rejected" || !err.empty()) && ts >= latest_time) {
           latest_time = ts;
-          why = "task " + t.value("ID", "").substr(0, 12) + " " + tstate + (err.empty() ? "" : ": " + err);
+          why = "task " + t.value("ID", "").substr(0, 12) + " " + tstate +
+                (err.empty() ? "" : ": " + err);
         }
       }
       std::string line = name + ": ";

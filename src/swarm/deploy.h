@@ -27,23 +27,23 @@ struct DeployOptions {
 
 // One value that differs between the spec Phoenix wants and the one the engine has.
 struct FieldChange {
-  std::string path;  // e.g. "TaskTemplate.ContainerSpec.Env"
+  std::string path;       // e.g. "TaskTemplate.ContainerSpec.Env"
   nlohmann::json before;  // the engine's value (null when it has none)
   nlohmann::json after;   // Phoenix's value (null when Phoenix does not set it)
 };
 
 struct ServiceChange {
   std::string name;
-  std::string action;                // "create", "update", "remove", "unchanged"
-  std::vector<FieldChange> fields;   // for updates
+  std::string action;               // "create", "update", "remove", "unchanged"
+  std::vector<FieldChange> fields;  // for updates
 };
 
 struct DeployReport {
   std::string stack;
   std::vector<ServiceChange> services;
-  std::vector<std::string> created;  // "network x", "config y", "secret z"
-  std::vector<std::string> removed;  // configs and secrets no service uses any more
-  bool converged = false;            // every task running (and healthy where checked)
+  std::vector<std::string> created;   // "network x", "config y", "secret z"
+  std::vector<std::string> removed;   // configs and secrets no service uses any more
+  bool converged = false;             // every task running (and healthy where checked)
   std::vector<std::string> failures;  // per service: what failed and why
   docker::RequestCounts requests;
 };

@@ -30,7 +30,8 @@ Result<Info> info(docker::Engine& engine) {
   out.node_addr = s.value("NodeAddr", "");
   out.control = s.value("ControlAvailable", false);
   out.error = s.value("Error", "");
-  if (s.contains("Cluster") && s["Cluster"].is_object()) out.cluster_id = s["Cluster"].value("ID", "");
+  if (s.contains("Cluster") && s["Cluster"].is_object())
+    out.cluster_id = s["Cluster"].value("ID", "");
   return out;
 }
 
@@ -41,12 +42,14 @@ const json* find_node(const json& nodes, const std::string& id) {
   return nullptr;
 }
 
-std::vector<std::string> missing_labels(const json& node, const std::map<std::string, std::string>& want) {
+std::vector<std::string> missing_labels(const json& node,
+                                        const std::map<std::string, std::string>& want) {
   std::vector<std::string> out;
   const json& have = node["Spec"].value("Labels", json::object());
   for (const auto& [k, v] : want) {
     auto it = have.find(k);
-    if (it == have.end() || !it->is_string() || it->get<std::string>() != v) out.push_back(k + "=" + v);
+    if (it == have.end() || !it->is_string() || it->get<std::string>() != v)
+      out.push_back(k + "=" + v);
   }
   return out;
 }
@@ -83,19 +86,20 @@ Result<HealReport> heal_manager(docker::Engine& manager, const SwarmMember& m,
   Info i = PHX_TRY(info(manager));
   if (i.state == "locked") {
     return base::fail(ErrorKind::kConflict,
-                      "the swarm on " + m.label + " is locked (autolock); unlock it with "
-                      "`docker swarm unlock` on the manager, then run this again");
+                      "the swarm on " + m.label +
+                          " is locked (autolock); unlock it with "
+                          "`docker swarm unlock` on the manager, then run this again");
   }
   if (i.state == "active" && !i.control) {
-    return base::fail(ErrorKind::kConflict,
-                      m.label + " is a worker of its swarm (cluster " + i.cluster_id +
-                          "), not a manager; its swarm_role says manager");
+    return base::fail(ErrorKind::kConflict, m.label + " is a worker of its swarm (cluster " +
+                                                i.cluster_id +
+                                                "), not a manager; its swarm_role says manager");
   }
   if (i.state == "inactive" || i.state.empty()) {
     say("initialise a swarm on " + m.label + ", advertising " + m.advertise_addr);
     if (opt.dry_run) return report;
-    PHX_TRY(manager.post("/swarm/init", {{"ListenAddr", kListenAddr},
-                                         {"AdvertiseAddr", m.advertise_addr}}));
+    PHX_TRY(manager.post("/swarm/init",
+                         {{"ListenAddr", kListenAddr}, {"AdvertiseAddr", m.advertise_addr}}));
     i = PHX_TRY(info(manager));
   }
 
@@ -103,12 +107,11 @@ Result<HealReport> heal_manager(docker::Engine& manager, const SwarmMember& m,
   if (!nodes) {
     // A manager that lost quorum answers 503 "The swarm does not have a leader".
     if (!opt.force_new_cluster) {
-      return std::unexpected(
-          base::Error(nodes.error().kind(),
-                      "the swarm on " + m.label + " has no working manager (" +
-                          nodes.error().message() +
-                          "); to recover it as a new single-manager swarm that keeps its "
-                          "services, run `phoenix swarm init --force-new-cluster`"));
+      return std::unexpected(base::Error(
+          nodes.error().kind(), "the swarm on " + m.label + " has no working manager (" +
+                                    nodes.error().message() +
+                                    "); to recover it as a new single-manager swarm that keeps its "
+                                    "services, run `phoenix swarm init --force-new-cluster`"));
     }
     say("recover the swarm on " + m.label + " as a new cluster (force-new-cluster)");
     if (opt.dry_run) return report;
@@ -126,8 +129,9 @@ Result<HealReport> heal_manager(docker::Engine& manager, const SwarmMember& m,
   }
   if (!self->contains("ManagerStatus") || !(*self)["ManagerStatus"].value("Leader", false)) {
     return base::fail(ErrorKind::kConflict,
-                      m.label + " is a manager but not the swarm's leader; Phoenix manages a "
-                      "swarm whose leader is the manager VM");
+                      m.label +
+                          " is a manager but not the swarm's leader; Phoenix manages a "
+                          "swarm whose leader is the manager VM");
   }
   PHX_TRY(label_node(manager, *self, m, opt, report));
 
@@ -148,10 +152,12 @@ Result<HealReport> heal_manager(docker::Engine& manager, const SwarmMember& m,
   } else if (found->value("Driver", "") != "overlay" || !found->value("Attachable", false) ||
              found->value("Scope", "") != "swarm") {
     return base::fail(ErrorKind::kConflict,
-                      "network " + network + " exists but is not an attachable swarm overlay "
-                      "network (driver " + found->value("Driver", "") + ", attachable " +
-                      (found->value("Attachable", false) ? "true" : "false") +
-                      "); remove it when nothing uses it and run this again");
+                      "network " + network +
+                          " exists but is not an attachable swarm overlay "
+                          "network (driver " +
+                          found->value("Driver", "") + ", attachable " +
+                          (found->value("Attachable", false) ? "true" : "false") +
+                          "); remove it when nothing uses it and run this again");
   }
   return report;
 }
@@ -207,8 +213,8 @@ Result<HealReport> join_worker(docker::Engine& manager, docker::Engine& worker,
   json nodes = PHX_TRY(manager.get("/nodes"));
   const json* node = find_node(nodes, w.node_id);
   if (!node) {
-    return base::fail(ErrorKind::kInternal,
-                      "node " + w.node_id + " of " + m.label + " is not in the manager's node list");
+    return base::fail(ErrorKind::kInternal, "node " + w.node_id + " of " + m.label +
+                                                " is not in the manager's node list");
   }
   PHX_TRY(label_node(manager, *node, m, opt, report));
   return report;
@@ -251,7 +257,8 @@ MemberStatus member_status(docker::Engine& engine, const SwarmMember& m, bool is
   }
   st.leader = node->contains("ManagerStatus") && (*node)["ManagerStatus"].value("Leader", false);
   st.missing_labels = missing_labels(*node, m.node_labels);
-  for (const std::string& l : st.missing_labels) st.problems.push_back("node label " + l + " missing");
+  for (const std::string& l : st.missing_labels)
+    st.problems.push_back("node label " + l + " missing");
   if (is_manager && !st.leader) st.problems.push_back("not the swarm's leader");
   if (is_manager && !st.manager) st.problems.push_back("a worker, not a manager");
   return st;

@@ -53,12 +53,12 @@ struct MemberStatus {
   std::string label;
   std::string endpoint;
   bool reachable = false;
-  std::string error;        // when not reachable
+  std::string error;  // when not reachable
   std::string api_version;
-  std::string state;        // LocalNodeState: inactive, pending, active, error, locked
+  std::string state;  // LocalNodeState: inactive, pending, active, error, locked
   std::string node_id;
   std::string cluster_id;
-  bool manager = false;     // ControlAvailable
+  bool manager = false;  // ControlAvailable
   bool leader = false;
   std::vector<std::string> missing_labels;  // "k=v" not on the node
   std::vector<std::string> problems;        // what `swarm init` / `swarm join` would fix

@@ -670,6 +670,16 @@ class Validator {
 
   void check_stacks() {
     for (const model::Stack& s : e_.stacks) {
+      const auto& p = e_.platform;
+      std::string core = p.portainer_stack.present ? p.portainer_stack.value : "portainer";
+      if (s.name == core && p.portainer_server_image.present) {
+        d_.error("reserved-stack-name", s.has_compose ? s.compose_loc : s.manifest_loc,
+                 "stack " + s.name +
+                     " has the name of Phoenix's core service: Portainer is "
+                     "deployed as the stack \"" +
+                     core + "\" from docker.portainer_server_image",
+                 "rename the directory stacks/" + s.name + ", or set docker.portainer_stack");
+      }
       if (s.compose_unreadable) continue;  // its syntax error is already reported
       if (!s.has_compose) {
         d_.error("missing-file", s.manifest_loc,

@@ -7,6 +7,8 @@
                count does not grow with the number of services; changed files become new configs
                and the old ones are removed; services dropped from the compose file are pruned
   rollback     an update whose new tasks fail is rolled back and reported (exit 2)
+  core         Portainer (stage 3) as a stack: the server on the manager, published on the
+               manager's port, the agent global on nodes labelled for it; re-syncing is a no-op
   two_node     a second dockerd in its own network namespace is joined as a worker by
                `phoenix swarm join`, gets its node labels, runs a service constrained onto it, and
                that service answers from the manager across the overlay network
@@ -63,6 +65,14 @@ def poll(predicate, deadline_s, what):
         time.sleep(0.25)
 
 
+def free_port():
+    """A TCP port nothing listens on now (the kernel's choice for port 0)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
 def unique(prefix):
     return f"{prefix}{os.getpid() % 100000}{secrets.token_hex(2)}"
 
@@ -110,9 +120,11 @@ class Estate:
                      "docker_stacks": []}]
         self.write()
 
+    platform = {"version": "1", "domain_name": "test.lan"}
+
     def write(self):
         with open(os.path.join(self.etc, "phoenix_hypervisor_config.json"), "w") as f:
-            json.dump({"version": "1", "domain_name": "test.lan"}, f)
+            json.dump(self.platform, f)
         with open(os.path.join(self.etc, "phoenix_lxc_configs.json"), "w") as f:
             json.dump({"lxc_configs": {}}, f)
         with open(os.path.join(self.etc, "phoenix_vm_configs.json"), "w") as f:
@@ -349,6 +361,39 @@ services:
         assert "failed: " + name + "_app: the update failed and was rolled back" in text.stdout, \
             text.stdout
 
+    def test_core(self):
+        # The real Portainer images cannot be pulled here: the test image stands in for both, so
+        # this checks what is deployed (specs, port, placement), not that Portainer answers.
+        stack = unique("ptn")
+        port = free_port()
+        self.stacks.append(stack)
+        self.estate.platform = dict(self.estate.platform,
+                                    network={"portainer_server_port": port},
+                                    docker={"portainer_server_image": IMAGE,
+                                            "portainer_agent_image": IMAGE,
+                                            "portainer_stack": stack})
+        self.estate.write()
+        r = json.loads(self.phx("--output", "json", "sync", "core", "--no-wait").stdout)
+        actions = {s["name"]: s["action"] for s in r["services"]}
+        assert actions == {f"{stack}_agent": "create", f"{stack}_portainer": "create"}, r
+        assert f"network {stack}_agent_network" in r["created"], r
+        server = docker_json("service", "inspect", f"{stack}_portainer")[0]["Spec"]
+        assert server["EndpointSpec"]["Ports"] == [{"Protocol": "tcp", "TargetPort": 9443,
+                                                    "PublishedPort": port,
+                                                    "PublishMode": "host"}], server
+        assert server["TaskTemplate"]["Placement"]["Constraints"] == ["node.role == manager"]
+        assert server["TaskTemplate"]["ContainerSpec"]["Args"] == [
+            "-H", "tcp://tasks.agent:9001", "--tlsskipverify"], server
+        agent = docker_json("service", "inspect", f"{stack}_agent")[0]["Spec"]
+        assert "Global" in agent["Mode"], agent
+        assert agent["TaskTemplate"]["Placement"]["Constraints"] == [
+            "node.labels.com.phoenix.portainer-agent == true"], agent
+        mounts = {m["Target"]: m["Source"] for m in agent["TaskTemplate"]["ContainerSpec"]["Mounts"]}
+        assert mounts == {"/var/run/docker.sock": "/var/run/docker.sock",
+                          "/var/lib/docker/volumes": "/var/lib/docker/volumes"}, mounts
+        again = json.loads(self.phx("--output", "json", "sync", "core", "--no-wait").stdout)
+        assert again["changes"] == 0 and again["requests"]["mutating"] == 0, again
+
     def test_two_node(self):
         label = unique("phx")
         engine = netns_engine.NetnsEngine(prefix="phxw", base_dir=self.tmp)
@@ -431,7 +476,8 @@ def main():
             return 1
         print(f"SKIP: {reason}")
         return SKIP
-    names = sys.argv[2:] or ["equivalence", "idempotence_and_pruning", "rollback", "two_node"]
+    names = sys.argv[2:] or ["equivalence", "idempotence_and_pruning", "rollback", "core",
+                             "two_node"]
     failed = 0
     for name in names:
         suite = Suite(os.path.abspath(sys.argv[1]))
