@@ -27,6 +27,7 @@ struct SwarmPlan {
   std::string endpoint;
   std::vector<swarm::DeployReport> stacks;
   std::vector<std::string> errors;  // stacks that could not be converted
+  std::vector<std::pair<std::string, std::vector<std::string>>> members;  // VM, what it needs
   docker::RequestCounts requests;
 };
 
@@ -40,6 +41,20 @@ base::Result<SwarmPlan> plan_swarm(const model::Estate& e, const std::set<compil
   auto engine = PHX_TRY(open_engine(e, *manager));
   SwarmPlan out;
   out.endpoint = engine->describe();
+  nlohmann::json info = PHX_TRY(engine->get("/info"));
+  const nlohmann::json& state = info.value("Swarm", nlohmann::json::object());
+  if (state.value("LocalNodeState", "") != "active" || !state.value("ControlAvailable", false)) {
+    out.errors.push_back(manager->label() +
+                         " has no active swarm that it manages (phoenix swarm init creates it)");
+    out.requests = engine->counts();
+    return out;
+  }
+  nlohmann::json nodes = PHX_TRY(engine->get("/nodes"));
+  for (const model::Guest& vm : e.guests) {
+    if (!vm.is_vm() || vm.is_template.value || !vm.swarm_role.present) continue;
+    if (!only.empty() && !only.contains(vm.id)) continue;
+    out.members.emplace_back(vm.label(), swarm::plan_member(nodes, swarm_member(vm)));
+  }
   swarm::SwarmObservation observed = PHX_TRY(swarm::observe_swarm(*engine));
   compile::Desired desired = compile::compile_estate(e, compile::CompileOptions{false});
   std::vector<compile::StackDeployment> stacks = std::move(desired.stacks);
@@ -130,6 +145,10 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
       std::cout << "\nStacks on the swarm (observed through " << swarm_plan->endpoint << ", "
                 << swarm_plan->requests.total << " requests):\n";
       for (const std::string& err : swarm_plan->errors) std::cout << "  error: " << err << '\n';
+      for (const auto& [vm, needs] : swarm_plan->members) {
+        std::cout << "  " << vm << ": " << (needs.empty() ? "in the swarm, labelled" : "") << '\n';
+        for (const std::string& n : needs) std::cout << "    needs: " << n << '\n';
+      }
       for (const auto& r : swarm_plan->stacks) {
         std::size_t n = change_count(r);
         std::cout << "  stack " << r.stack << ": "

@@ -220,6 +220,20 @@ Result<HealReport> join_worker(docker::Engine& manager, docker::Engine& worker,
   return report;
 }
 
+std::vector<std::string> plan_member(const json& nodes, const SwarmMember& m) {
+  const json* node = nullptr;
+  for (const json& n : nodes) {
+    std::string addr = n.value("Status", json::object()).value("Addr", "");
+    std::string mgr = n.contains("ManagerStatus") ? n["ManagerStatus"].value("Addr", "") : "";
+    if (addr == m.advertise_addr || mgr == m.advertise_addr + ":2377") node = &n;
+  }
+  if (!node) return {"not in the swarm (no node has the address " + m.advertise_addr + ")"};
+  std::vector<std::string> out;
+  for (const std::string& l : missing_labels(*node, m.node_labels))
+    out.push_back("node label " + l);
+  return out;
+}
+
 MemberStatus member_status(docker::Engine& engine, const SwarmMember& m, bool is_manager,
                            const std::string& cluster_id, const json& nodes) {
   MemberStatus st;

@@ -48,6 +48,10 @@ base::Result<HealReport> heal_manager(docker::Engine& manager, const SwarmMember
 base::Result<HealReport> join_worker(docker::Engine& manager, docker::Engine& worker,
                                      const SwarmMember& member, const HealOptions& options);
 
+// What healing would change for one VM, judged from the manager's node list alone (a node is
+// the VM's when its address is the VM's IP): "not joined", or the node labels it lacks.
+std::vector<std::string> plan_member(const nlohmann::json& nodes, const SwarmMember& member);
+
 // What `phoenix swarm status` shows about one VM's engine.
 struct MemberStatus {
   std::string label;

@@ -7,6 +7,13 @@
                count does not grow with the number of services; changed files become new configs
                and the old ones are removed; services dropped from the compose file are pruned
   rollback     an update whose new tasks fail is rolled back and reported (exit 2)
+  unhealthy    a service whose healthcheck fails is not reported as running: the deploy waits
+               until its deadline and names the failing task
+  init         `phoenix swarm init` on an engine with no swarm (a dockerd in its own network
+               namespace) creates the swarm, labels the manager and creates traefik-public
+  tls          the engine over TCP with mutual TLS (a dockerd in its own network namespace with a
+               throw-away CA): reachable with the estate's ca/cert/key files; refused with a
+               client certificate from another CA
   core         Portainer (stage 3) as a stack: the server on the manager, published on the
                manager's port, the agent global on nodes labelled for it; re-syncing is a no-op
   two_node     a second dockerd in its own network namespace is joined as a worker by
@@ -361,6 +368,122 @@ services:
         assert "failed: " + name + "_app: the update failed and was rolled back" in text.stdout, \
             text.stdout
 
+    def test_unhealthy(self):
+        name = self.new_stack("unh", f"""
+services:
+  sick:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 1s
+      timeout: 1s
+      retries: 1
+""")
+        r = self.phx("--output", "json", "sync", "stack", name, "--timeout", "15", check_exit=2)
+        report = json.loads(r.stdout)
+        assert not report["converged"] and len(report["failures"]) == 1, report
+        failure = report["failures"][0]
+        assert failure.startswith(f"{name}_sick: 0 of 1 tasks running at the deadline; task "), \
+            failure
+        assert "unhealthy" in failure, failure
+
+    def test_init(self):
+        label = unique("phx")
+        engine = netns_engine.NetnsEngine(prefix="phxm", base_dir=self.tmp)
+        try:
+            s = engine.start()
+            self.estate.vms[0].update(docker_api={"url": s["socket"]},
+                                      network_config={"ip": f"{s['addr']}/30",
+                                                      "gw": s["host_addr"]},
+                                      node_labels=[f"{label}=yes"])
+            self.estate.write()
+            status = self.phx("swarm", "status", check_exit=2)
+            assert "needs: no active swarm (swarm init creates it)" in status.stdout, status.stdout
+            plan = self.phx("plan", "--swarm")
+            assert "has no active swarm that it manages" in plan.stdout, plan.stdout
+            dry = self.phx("--dry-run", "swarm", "init")
+            assert "swarm init: would take 1 action" in dry.stdout, dry.stdout
+            assert engine.docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() \
+                == "inactive"
+            done = self.phx("swarm", "init")
+            assert done.stdout.splitlines() == [
+                "swarm init: took 3 actions",
+                f"  initialise a swarm on VM 1001 (mgr), advertising {s['addr']}",
+                f"  label node of VM 1001 (mgr): {label}=yes",
+                "  create the attachable overlay network traefik-public"], done.stdout
+            info = json.loads(engine.docker("info", "--format", "{{json .Swarm}}").stdout)
+            assert info["LocalNodeState"] == "active" and info["ControlAvailable"], info
+            net = json.loads(engine.docker("network", "inspect", "traefik-public").stdout)[0]
+            assert net["Driver"] == "overlay" and net["Attachable"], net
+            node = json.loads(engine.docker("node", "inspect", "self").stdout)[0]
+            assert node["Spec"]["Labels"] == {label: "yes"}, node
+            again = self.phx("swarm", "init")
+            assert again.stdout == "swarm init: nothing to do\n", again.stdout
+            status = json.loads(self.phx("--output", "json", "swarm", "status").stdout)
+            assert status["healthy"] and status["members"][0]["leader"], status
+        finally:
+            engine.stop()
+
+    def test_tls(self):
+        pki = os.path.join(self.tmp, "pki")
+        os.makedirs(pki)
+
+        def openssl(*args):
+            run(["openssl", *args], timeout=60)
+
+        def ca(name):
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "1", "-subj", f"/CN={name}", "-keyout",
+                    f"{pki}/{name}.key", "-out", f"{pki}/{name}.pem")
+
+        def issue(name, signer, ext):
+            with open(f"{pki}/{name}.ext", "w") as f:
+                f.write(ext)
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", f"/CN={name}", "-keyout", f"{pki}/{name}.key", "-out",
+                    f"{pki}/{name}.csr")
+            openssl("x509", "-req", "-in", f"{pki}/{name}.csr", "-CA", f"{pki}/{signer}.pem",
+                    "-CAkey", f"{pki}/{signer}.key", "-CAcreateserial", "-days", "1",
+                    "-extfile", f"{pki}/{name}.ext", "-out", f"{pki}/{name}.pem")
+
+        ca("ca")
+        ca("other-ca")
+        issue("client", "ca", "extendedKeyUsage=clientAuth\n")
+        issue("stranger", "other-ca", "extendedKeyUsage=clientAuth\n")
+
+        def server_files(addr):
+            issue("server", "ca", f"subjectAltName=IP:{addr}\nextendedKeyUsage=serverAuth\n")
+            return {"ca": f"{pki}/ca.pem", "cert": f"{pki}/server.pem", "key": f"{pki}/server.key"}
+
+        engine = netns_engine.NetnsEngine(prefix="phxt", base_dir=self.tmp, tls=server_files)
+        try:
+            s = engine.start()
+            self.estate.platform = dict(self.estate.platform,
+                                        docker_api={"ca_file": f"{pki}/ca.pem",
+                                                    "cert_file": f"{pki}/client.pem",
+                                                    "key_file": f"{pki}/client.key"})
+            self.estate.vms[0].update(network_config={"ip": f"{s['addr']}/30",
+                                                      "gw": s["host_addr"]})
+            del self.estate.vms[0]["docker_api"]  # the default: tcp://<vm ip>:2376
+            self.estate.write()
+            status = json.loads(self.phx("--output", "json", "swarm", "status",
+                                         check_exit=2).stdout)
+            member = status["members"][0]
+            assert member["endpoint"].startswith(f"tcp://{s['addr']}:2376"), member
+            assert member["reachable"] and member["api_version"] == "1.41", member
+            assert member["state"] == "inactive", member
+
+            self.estate.platform["docker_api"]["cert_file"] = f"{pki}/stranger.pem"
+            self.estate.platform["docker_api"]["key_file"] = f"{pki}/stranger.key"
+            self.estate.write()
+            refused = json.loads(self.phx("--output", "json", "swarm", "status",
+                                          check_exit=4).stdout)
+            member = refused["members"][0]
+            assert not member["reachable"] and s["addr"] in member["error"], member
+        finally:
+            engine.stop()
+
     def test_core(self):
         # The real Portainer images cannot be pulled here: the test image stands in for both, so
         # this checks what is deployed (specs, port, placement), not that Portainer answers.
@@ -476,8 +599,9 @@ def main():
             return 1
         print(f"SKIP: {reason}")
         return SKIP
-    names = sys.argv[2:] or ["equivalence", "idempotence_and_pruning", "rollback", "core",
-                             "two_node"]
+    names = sys.argv[2:] or ["equivalence", "idempotence_and_pruning", "rollback", "unhealthy",
+                             "init", "tls",
+                             "core", "two_node"]
     failed = 0
     for name in names:
         suite = Suite(os.path.abspath(sys.argv[1]))

@@ -294,14 +294,17 @@ class NetnsEngine:
         if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", prefix):
             raise EngineError(f"prefix '{prefix}': use 1 to 16 lower-case letters and digits, "
                               "starting with a letter")
-        if tls is not None and set(tls) != {"ca", "cert", "key"}:
+        if tls is not None and not callable(tls) and set(tls) != {"ca", "cert", "key"}:
             raise EngineError("tls needs exactly the files 'ca', 'cert' and 'key'")
         self._image = image
         self._main_socket = main_socket
         self._storage_driver = storage_driver
         self._start_deadline_s = start_deadline_s
         self._stop_deadline_s = stop_deadline_s
-        self._tls = {k: os.path.abspath(v) for k, v in tls.items()} if tls else None
+        # A callable is called with the engine's address once it is chosen, and returns the
+        # files: a server certificate can then name that address.
+        self._tls = (tls if callable(tls) else
+                     {k: os.path.abspath(v) for k, v in tls.items()} if tls else None)
         self._proc = None
         base = os.path.abspath(base_dir or tempfile.gettempdir())
         pid = os.getpid()
@@ -464,6 +467,8 @@ class NetnsEngine:
                 "--pidfile", os.path.join(d, "dockerd.pid"),
                 "-H", s["socket"],
                 "--bridge=none", "--iptables=false", "--ip-masq=false"]
+        if callable(self._tls):
+            self._tls = {k: os.path.abspath(v) for k, v in self._tls(s["addr"]).items()}
         if self._tls:
             s["tcp"] = f"tcp://{s['addr']}:{TLS_PORT}"
             argv += ["-H", s["tcp"], "--tlsverify", "--tlscacert", self._tls["ca"],
