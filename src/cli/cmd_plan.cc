@@ -115,7 +115,7 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
   if (o.swarm) {
     auto sp = plan_swarm(*loaded.estate, popts.only);
     if (!sp) {
-      print_error(g, sp.error().describe());
+      print_error(g, remote_error(sp.error()));
       return sp.error().retryable() ? kExitUnreachable : kExitInvalid;
     }
     swarm_plan = std::move(*sp);

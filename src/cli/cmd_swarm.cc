@@ -29,7 +29,7 @@ std::function<void(const std::string&)> progress(const GlobalOptions& g) {
 int report_actions(const GlobalOptions& g, const std::string& what,
                    const base::Result<swarm::HealReport>& r) {
   if (!r) {
-    print_error(g, r.error().describe());
+    print_error(g, remote_error(r.error()));
     return exit_for(r.error());
   }
   if (g.output == OutputFormat::kJson) {
@@ -108,7 +108,7 @@ int run_swarm(const GlobalOptions& g, const SwarmOptions& o) {
     if (!engine) {
       swarm::MemberStatus s;
       s.label = vm.label();
-      s.error = engine.error().describe();
+      s.error = remote_error(engine.error());
       s.problems.push_back("engine endpoint unusable");
       members.push_back(s);
       continue;

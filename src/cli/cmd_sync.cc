@@ -1,4 +1,4 @@
-// phoenix sync stack <name> [--env E]
+// phoenix sync stack <name> [--env E] | sync core
 
 #include <iostream>
 
@@ -18,11 +18,69 @@ json requests_json(const docker::RequestCounts& c) {
   return {{"total", c.total}, {"mutating", c.mutating}, {"by_route", c.by_route}};
 }
 
-}  // namespace
-
-namespace {
+// Deploys one stack on the manager's swarm and reports it (text or JSON).
 int deploy(const GlobalOptions& g, const model::Estate& e,
-           const compile::StackDeployment& deployment, const SyncStackOptions& o);
+           const compile::StackDeployment& deployment, const SyncStackOptions& o) {
+  const model::Guest* manager_vm = swarm_manager(e);
+  if (!manager_vm) {
+    print_error(g, "no VM has \"swarm_role\": \"manager\"; stacks are deployed on its swarm");
+    return kExitInvalid;
+  }
+  const std::string& name = deployment.stack;
+
+  auto spec = stack_spec(e, deployment);
+  if (!spec) {
+    print_error(g, spec.error().message());
+    return kExitInvalid;
+  }
+  if (g.output == OutputFormat::kText) {
+    for (const std::string& w : spec->warnings) std::cerr << "phoenix: warning: " << w << '\n';
+  }
+
+  auto engine = open_engine(e, *manager_vm);
+  if (!engine) {
+    print_error(g, engine.error().describe());
+    return kExitInvalid;
+  }
+  swarm::DeployOptions opt;
+  opt.dry_run = g.dry_run;
+  opt.wait = !o.no_wait;
+  opt.deadline = std::chrono::seconds(o.timeout_s);
+  if (g.output == OutputFormat::kText) {
+    opt.progress = [](const std::string& line) { std::cerr << "  " << line << '\n'; };
+  }
+  auto report = swarm::deploy_stack(**engine, *spec, opt);
+  if (!report) {
+    print_error(g, "deploying stack " + name + ": " + remote_error(report.error()));
+    return report.error().retryable() ? kExitUnreachable : kExitPartial;
+  }
+
+  std::size_t changes = change_count(*report);
+  if (g.output == OutputFormat::kJson) {
+    json doc = stack_report_json(*report);
+    doc["environment"] = deployment.environment;
+    doc["dry_run"] = g.dry_run;
+    doc["warnings"] = spec->warnings;
+    doc["requests"] = requests_json(report->requests);
+    print_json(doc);
+  } else {
+    std::cout << "stack " << name << " (" << deployment.environment << ") on "
+              << manager_vm->label() << '\n';
+    std::cout << format_stack_changes(*report, "  ");
+    if (g.dry_run) {
+      std::cout << (changes ? std::to_string(changes) + " change(s) would be made\n"
+                            : "no changes\n");
+    } else if (report->failures.empty()) {
+      std::cout << (changes ? "converged\n" : "no changes; converged\n");
+    }
+    if (g.verbose > 0) {
+      std::cout << "engine requests: " << report->requests.total << " ("
+                << report->requests.mutating << " mutating)\n";
+    }
+  }
+  return report->failures.empty() ? kExitOk : kExitPartial;
+}
+
 }  // namespace
 
 int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o) {
@@ -64,72 +122,5 @@ int run_sync_core(const GlobalOptions& g, const SyncStackOptions& o) {
   }
   return deploy(g, e, *deployment, o);
 }
-
-namespace {
-
-int deploy(const GlobalOptions& g, const model::Estate& e,
-           const compile::StackDeployment& deployment, const SyncStackOptions& o) {
-  const model::Guest* manager_vm = swarm_manager(e);
-  if (!manager_vm) {
-    print_error(g, "no VM has \"swarm_role\": \"manager\"; stacks are deployed on its swarm");
-    return kExitInvalid;
-  }
-  const compile::StackDeployment* deployment_ptr = &deployment;
-  const std::string& name = deployment.stack;
-
-  auto spec = stack_spec(e, deployment);
-  if (!spec) {
-    print_error(g, spec.error().message());
-    return kExitInvalid;
-  }
-  if (g.output == OutputFormat::kText) {
-    for (const std::string& w : spec->warnings) std::cerr << "phoenix: warning: " << w << '\n';
-  }
-
-  auto engine = open_engine(e, *manager_vm);
-  if (!engine) {
-    print_error(g, engine.error().describe());
-    return kExitInvalid;
-  }
-  swarm::DeployOptions opt;
-  opt.dry_run = g.dry_run;
-  opt.wait = !o.no_wait;
-  opt.deadline = std::chrono::seconds(o.timeout_s);
-  if (g.output == OutputFormat::kText) {
-    opt.progress = [](const std::string& line) { std::cerr << "  " << line << '\n'; };
-  }
-  auto report = swarm::deploy_stack(**engine, *spec, opt);
-  if (!report) {
-    print_error(g, "deploying stack " + name + ": " + report.error().describe());
-    return report.error().retryable() ? kExitUnreachable : kExitPartial;
-  }
-
-  std::size_t changes = change_count(*report);
-  if (g.output == OutputFormat::kJson) {
-    json doc = stack_report_json(*report);
-    doc["environment"] = deployment_ptr->environment;
-    doc["dry_run"] = g.dry_run;
-    doc["warnings"] = spec->warnings;
-    doc["requests"] = requests_json(report->requests);
-    print_json(doc);
-  } else {
-    std::cout << "stack " << name << " (" << deployment_ptr->environment << ") on "
-              << manager_vm->label() << '\n';
-    std::cout << format_stack_changes(*report, "  ");
-    if (g.dry_run) {
-      std::cout << (changes ? std::to_string(changes) + " change(s) would be made\n"
-                            : "no changes\n");
-    } else if (report->failures.empty()) {
-      std::cout << (changes ? "converged\n" : "no changes; converged\n");
-    }
-    if (g.verbose > 0) {
-      std::cout << "engine requests: " << report->requests.total << " ("
-                << report->requests.mutating << " mutating)\n";
-    }
-  }
-  return report->failures.empty() ? kExitOk : kExitPartial;
-}
-
-}  // namespace
 
 }  // namespace phoenix::cli

@@ -19,6 +19,12 @@ std::string resolve(const model::Estate& estate, const std::string& path) {
 
 }  // namespace
 
+std::string remote_error(const base::Error& error) {
+  return error.describe() + (error.retryable()
+                                 ? " (temporary: running the command again may succeed)"
+                                 : " (retrying will not help)");
+}
+
 const model::Guest* swarm_manager(const model::Estate& estate) {
   for (const model::Guest& g : estate.guests) {
     if (g.is_vm() && !g.is_template.value && g.swarm_role.value == "manager") return &g;

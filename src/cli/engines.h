@@ -18,6 +18,10 @@
 
 namespace phoenix::cli {
 
+// An error from a remote API, with whether retrying can help: "...: connection refused
+// (temporary: running the command again may succeed)" or "... (retrying will not help)".
+std::string remote_error(const base::Error& error);
+
 base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate, const model::Guest& vm);
 
 base::Result<std::unique_ptr<docker::Engine>> open_engine(const model::Estate& estate,

@@ -241,7 +241,8 @@ MemberStatus member_status(docker::Engine& engine, const SwarmMember& m, bool is
   st.endpoint = engine.describe();
   auto version = engine.api_version();
   if (!version) {
-    st.error = version.error().message();
+    st.error = version.error().message() +
+               (version.error().retryable() ? " (temporary: a retry may succeed)" : "");
     st.problems.push_back("engine unreachable");
     return st;
   }
