@@ -5,7 +5,7 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 find_package(CLI11 2.1 REQUIRED)
 find_package(fmt 9 REQUIRED)
-find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 # The Docker Engine API client (src/providers/docker/engine_client.cc): HTTP over a unix socket
 # and HTTPS with client certificates.
 find_package(CURL REQUIRED)
