@@ -635,7 +635,55 @@ class Validator {
     }
   }
 
+  // The Proxmox endpoint: an https URL, an API token id, its secret in a file, and a way to
+  // verify the node (CA file, pinned fingerprint, the system's CAs, or insecure on purpose).
+  void check_proxmox_api() {
+    const model::ProxmoxApi& api = e_.platform.proxmox_api;
+    if (!api.present) return;
+    if (api.url.present && !api.url.value.starts_with("https://")) {
+      d_.error("bad-proxmox-url", api.url.loc,
+               "proxmox_api.url \"" + api.url.value + "\" is not an https:// URL",
+               "write it as https://<node address>:8006");
+    }
+    if (api.token_id.present) {
+      const std::string& id = api.token_id.value;
+      auto at = id.find('@'), bang = id.find('!');
+      if (at == std::string::npos || bang == std::string::npos || bang < at || at == 0 ||
+          bang + 1 == id.size()) {
+        d_.error("bad-token-id", api.token_id.loc,
+                 "proxmox_api.token_id \"" + id + "\" is not an API token id",
+                 "write user@realm!tokenname, e.g. root@pam!phoenix");
+      }
+      if (!api.token_secret_file.present) {
+        d_.error("missing-key", api.token_id.loc,
+                 "proxmox_api has a token_id but no token_secret_file",
+                 "put the token's secret in a file with mode 0600 and name it with "
+                 "\"token_secret_file\"");
+      }
+    }
+    if (api.fingerprint.present) {
+      std::string hex;
+      for (char ch : api.fingerprint.value) {
+        if (ch != ':') hex += ch;
+      }
+      if (hex.size() != 64 ||
+          hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+        d_.error("bad-fingerprint", api.fingerprint.loc,
+                 "proxmox_api.fingerprint is not a SHA-256 certificate fingerprint",
+                 "copy it from `pvenode cert info` (32 bytes in hex, colons allowed)");
+      }
+    }
+    if (api.insecure.present && api.insecure.value &&
+        (api.ca_file.present || api.fingerprint.present)) {
+      d_.warning("insecure-ignored", api.insecure.loc,
+                 "proxmox_api.insecure is true but a ca_file or fingerprint is set; Phoenix "
+                 "verifies the node with those and ignores insecure",
+                 "remove \"insecure\"");
+    }
+  }
+
   void check_swarm() {
+    check_proxmox_api();
     check_docker_api(e_.platform.docker_api, "docker_api");
     for (const Guest& g : e_.guests) {
       if (g.is_vm()) check_docker_api(g.docker_api, g.label() + " docker_api");

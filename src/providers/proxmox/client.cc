@@ -4,7 +4,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
-
 #include <unistd.h>
 
 #include <array>
@@ -50,8 +49,9 @@ std::size_t status_line(char* data, std::size_t size, std::size_t count, void* u
       // "HTTP/1.1 500 can't lock file ...\r\n"
       std::size_t first = line.find(' ');
       std::size_t second = first == std::string_view::npos ? first : line.find(' ', first + 1);
-      *static_cast<std::string*>(user) =
-          second == std::string_view::npos ? std::string() : std::string(base::trim(line.substr(second + 1)));
+      *static_cast<std::string*>(user) = second == std::string_view::npos
+                                             ? std::string()
+                                             : std::string(base::trim(line.substr(second + 1)));
     }
   } catch (...) {
     return 0;
@@ -63,9 +63,10 @@ std::size_t status_line(char* data, std::size_t size, std::size_t count, void* u
 // usually present a certificate of their own cluster CA, which users pin by fingerprint.
 int verify_fingerprint(int /*preverified*/, X509_STORE_CTX* store) {
   if (X509_STORE_CTX_get_error_depth(store) != 0) return 1;  // decided at the leaf
-  auto* ssl = static_cast<SSL*>(
-      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  const auto* expected = static_cast<const std::string*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  const auto* expected =
+      static_cast<const std::string*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   X509* cert = X509_STORE_CTX_get_current_cert(store);
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int len = 0;
@@ -137,7 +138,8 @@ class PveClient final : public Transport {
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp.reason);
     auto timeout = request.timeout.count() > 0 ? request.timeout : options.timeout;
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(options.connect_timeout.count()));
     if (!fingerprint.empty()) {
       // The pinned certificate is the whole trust decision: the chain and the host name are
       // not checked against CAs (as Proxmox's own tools do with a fingerprint).
@@ -145,12 +147,13 @@ class PveClient final : public Transport {
       curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
       curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, install_fingerprint_check);
       curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, &fingerprint);
-    } else if (options.insecure) {
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     } else if (!options.ca_file.empty()) {
       curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
       curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+    } else if (options.insecure) {
+      // Only when asked, and only when nothing to verify against was given.
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     switch (request.method) {
       case Method::kGet:
@@ -190,8 +193,8 @@ class PveClient final : public Transport {
         // Sent (or perhaps sent): whether the server acted on it is unknown.
         kind = sent > 0 ? ErrorKind::kTimeout : ErrorKind::kTransient;
       }
-      std::string message = std::string(to_string(request.method)) + " " + request.path +
-                            " on " + description + ": " + text;
+      std::string message = std::string(to_string(request.method)) + " " + request.path + " on " +
+                            description + ": " + text;
       if (kind == ErrorKind::kPermission) {
         message += fingerprint.empty() ? " (check proxmox_api.ca_file, or pin the node's "
                                          "certificate with proxmox_api.fingerprint)"
@@ -241,19 +244,22 @@ base::Result<std::unique_ptr<Transport>> make_pve_client(const ClientOptions& o)
   if (url.ends_with("/")) url.pop_back();
   if (url.ends_with("/api2/json")) url.resize(url.size() - 10);
   if (!url.starts_with("https://") || url.size() <= 8 || url.find('@') != std::string::npos) {
-    return bad("proxmox_api.url \"" + url + "\" is not an https:// URL such as https://10.0.0.13:8006");
+    return bad("proxmox_api.url \"" + url +
+               "\" is not an https:// URL such as https://10.0.0.13:8006");
   }
   if (o.token_id.find('!') == std::string::npos || o.token_id.find('@') == std::string::npos) {
     return bad("proxmox_api.token_id \"" + o.token_id +
                "\" is not an API token id such as root@pam!phoenix");
   }
   if (o.token_secret_file.empty()) {
-    return bad("proxmox_api.token_secret_file is not set: put the token's secret in a file "
-               "readable by its owner only (mode 0600) and name it there");
+    return bad(
+        "proxmox_api.token_secret_file is not set: put the token's secret in a file "
+        "readable by its owner only (mode 0600) and name it there");
   }
   struct stat st {};
   if (::stat(o.token_secret_file.c_str(), &st) != 0) {
-    return bad("proxmox_api.token_secret_file " + o.token_secret_file + ": " + std::strerror(errno));
+    return bad("proxmox_api.token_secret_file " + o.token_secret_file + ": " +
+               std::strerror(errno));
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
@@ -272,8 +278,9 @@ base::Result<std::unique_ptr<Transport>> make_pve_client(const ClientOptions& o)
   if (!o.fingerprint.empty()) {
     auto fp = parse_fingerprint(o.fingerprint);
     if (!fp) {
-      return bad("proxmox_api.fingerprint is not a SHA-256 fingerprint (32 bytes in hex, as "
-                 "`pvenode cert info` prints it)");
+      return bad(
+          "proxmox_api.fingerprint is not a SHA-256 fingerprint (32 bytes in hex, as "
+          "`pvenode cert info` prints it)");
     }
     client->fingerprint = *fp;
   }
