@@ -9,6 +9,9 @@ find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 # The Docker Engine API client (src/providers/docker/engine_client.cc): HTTP over a unix socket
 # and HTTPS with client certificates.
 find_package(CURL REQUIRED)
+# pve-sim (tools/pve-sim): its HTTPS front, and its task threads.
+pkg_check_modules(CPPHTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+find_package(Threads REQUIRED)
 # mimalloc replaces glibc's malloc in the phoenix binary: loading an estate builds many small
 # nodes and strings, and the allocator was a third of a 1,000-guest `plan` (see bench/).
 # Sanitizer builds keep their own allocator.

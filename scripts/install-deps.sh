@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev libyaml-dev libcli11-dev libfmt-dev libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libmimalloc-dev
   libgtest-dev libgmock-dev
+  # pve-sim's HTTPS server (tools/pve-sim)
+  libcpp-httplib-dev
   # real tools the tests drive
   nginx-light dnsmasq-base openssl
   python3 python3-jsonschema python3-yaml

@@ -44,4 +44,11 @@ int run_sync_stack(const GlobalOptions& g, const SyncStackOptions& o);
 // Stage 3, Portainer: deployed as a stack named "portainer".
 int run_sync_core(const GlobalOptions& g, const SyncStackOptions& o);
 
+struct StatusOptions {
+  std::vector<std::string> ids;
+};
+// Each guest against the Proxmox inventory (one GET /cluster/resources). Exit 0 when every
+// guest is as desired, 2 when not, 4 when Proxmox cannot be reached.
+int run_status(const GlobalOptions& g, const StatusOptions& o);
+
 }  // namespace phoenix::cli

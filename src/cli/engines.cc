@@ -1,10 +1,13 @@
 #include "cli/engines.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <sstream>
 
 #include "base/fs.h"
 #include "compile/desired.h"
+#include "providers/proxmox/client.h"
 
 namespace phoenix::cli {
 
@@ -15,6 +18,14 @@ std::string resolve(const model::Estate& estate, const std::string& path) {
   std::filesystem::path p(path);
   if (p.is_absolute()) return path;
   return (std::filesystem::path(estate.paths.config_dir) / p).string();
+}
+
+// Proxmox names its nodes after their host names.
+std::string local_node_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
+  std::string s(name);
+  return s.substr(0, s.find('.'));
 }
 
 }  // namespace
@@ -103,6 +114,24 @@ std::string short_json(const nlohmann::json& v) {
 }
 
 }  // namespace
+
+base::Result<std::unique_ptr<proxmox::Pve>> open_proxmox(const model::Estate& e) {
+  const model::ProxmoxApi& api = e.platform.proxmox_api;
+  proxmox::ClientOptions o;
+  o.url = api.url.present ? api.url.value : "https://127.0.0.1:8006";
+  o.token_id = api.token_id.value;
+  o.token_secret_file = resolve(e, api.token_secret_file.value);
+  o.ca_file = resolve(e, api.ca_file.value);
+  o.fingerprint = api.fingerprint.value;
+  o.insecure = api.insecure.present && api.insecure.value;
+  auto transport = PHX_TRY(proxmox::make_pve_client(o));
+  return std::make_unique<proxmox::Pve>(std::move(transport));
+}
+
+std::string proxmox_node(const model::Estate& e) {
+  const model::ProxmoxApi& api = e.platform.proxmox_api;
+  return api.node.present ? api.node.value : local_node_name();
+}
 
 std::size_t change_count(const swarm::DeployReport& report) {
   std::size_t n = report.created.size() + report.removed.size();

@@ -12,6 +12,7 @@
 #include "model/estate.h"
 #include "providers/docker/api.h"
 #include "providers/docker/engine_client.h"
+#include "providers/proxmox/api.h"
 #include "swarm/convert.h"
 #include "swarm/deploy.h"
 #include "swarm/heal.h"
@@ -31,6 +32,11 @@ const model::Guest* swarm_manager(const model::Estate& estate);
 
 // The VM as the swarm should see it: its address and node labels.
 swarm::SwarmMember swarm_member(const model::Guest& vm);
+
+// The Proxmox API client from proxmox_api (default https://127.0.0.1:8006; the token secret read
+// from its file), and the node guests are created on (default: this host's name).
+base::Result<std::unique_ptr<proxmox::Pve>> open_proxmox(const model::Estate& estate);
+std::string proxmox_node(const model::Estate& estate);
 
 // The stack's Engine API objects; files its compose file names are read from the stack's
 // directory. Errors carry the compose file location in their message.

@@ -103,6 +103,11 @@ int run(int argc, char** argv) {
                    "seconds to wait for every task to run (default 300)")
       ->check(CLI::Range(1, 86400));
 
+  phoenix::cli::StatusOptions status_opts;
+  auto* status = app.add_subcommand(
+      "status", "each guest against the Proxmox inventory (desired against observed)");
+  status->add_option("ids", status_opts.ids, "only these guests");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -122,6 +127,7 @@ int run(int argc, char** argv) {
     return phoenix::cli::run_swarm(g, swarm_opts);
   }
   if (*sync_stack) return phoenix::cli::run_sync_stack(g, sync_stack_opts);
+  if (*status) return phoenix::cli::run_status(g, status_opts);
   if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);
   return phoenix::cli::kExitInvalid;
 }

@@ -114,8 +114,9 @@ class Pve {
   // Polls the task on the node named in its UPID until it stops or `deadline` passes (a
   // kTimeout error naming the task). A task that ended with an error is a TaskResult, not an
   // Error: the caller decides.
-  base::Result<TaskResult> wait_task(const std::string& upid, std::chrono::milliseconds deadline,
-                                     std::chrono::milliseconds poll = std::chrono::milliseconds(250));
+  base::Result<TaskResult> wait_task(
+      const std::string& upid, std::chrono::milliseconds deadline,
+      std::chrono::milliseconds poll = std::chrono::milliseconds(250));
 
   // A mutating call that starts a task, then its wait; a task that failed is an Error
   // (kInternal) quoting its exit status and the task's last log line.

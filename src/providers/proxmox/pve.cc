@@ -28,8 +28,8 @@ bool not_carried_out(const Error& e, int status, std::string_view reason) {
 }
 
 Error http_error(const Request& r, const std::string& endpoint, const Response& resp) {
-  std::string message = std::string(to_string(r.method)) + " " + r.path + " on " + endpoint +
-                        ": " + std::to_string(resp.status);
+  std::string message = std::string(to_string(r.method)) + " " + r.path + " on " + endpoint + ": " +
+                        std::to_string(resp.status);
   if (!resp.reason.empty()) message += " " + resp.reason;
   json body = json::parse(resp.body, nullptr, false);
   if (!body.is_discarded() && body.is_object() && body.contains("errors") &&
@@ -55,8 +55,8 @@ Error http_error(const Request& r, const std::string& endpoint, const Response& 
 }
 
 bool is_id_segment(std::string_view prev, std::string_view seg) {
-  if (prev == "nodes" || prev == "lxc" || prev == "qemu" || prev == "tasks" ||
-      prev == "snapshot" || prev == "storage") {
+  if (prev == "nodes" || prev == "lxc" || prev == "qemu" || prev == "tasks" || prev == "snapshot" ||
+      prev == "storage") {
     return true;
   }
   return !seg.empty() && std::all_of(seg.begin(), seg.end(), [](char c) {
@@ -174,9 +174,9 @@ Result<TaskResult> Pve::wait_task(const std::string& upid, std::chrono::millisec
       return result;
     }
     if (Clock::now() >= end) {
-      return base::fail(ErrorKind::kTimeout,
-                        "task " + upid + " on node " + parsed->node + " still runs after " +
-                            std::to_string(deadline.count()) + " ms");
+      return base::fail(ErrorKind::kTimeout, "task " + upid + " on node " + parsed->node +
+                                                 " still runs after " +
+                                                 std::to_string(deadline.count()) + " ms");
     }
     sleep_(poll);
   }

@@ -68,8 +68,9 @@ TEST(Pve, UnwrapsDataAndCountsRoutes) {
 
 TEST(Pve, ParameterErrorsAreListed) {
   Fixture f;
-  f.http(400, "Parameter verification failed.",
-         R"({"data":null,"errors":{"net0":"invalid format - format error","cores":"value must have a minimum value of 1"}})");
+  f.http(
+      400, "Parameter verification failed.",
+      R"({"data":null,"errors":{"net0":"invalid format - format error","cores":"value must have a minimum value of 1"}})");
   auto r = f.pve.call(Method::kPost, "/nodes/pve/lxc", {{"vmid", "101"}});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().kind(), ErrorKind::kInvalidInput);
@@ -114,7 +115,7 @@ TEST(Pve, ReadsAreRetriedWithBackoff) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(f.seen.size(), 3u);
   EXPECT_EQ(f.sleeps, (std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(200),
-                                                             std::chrono::milliseconds(400)}));
+                                                              std::chrono::milliseconds(400)}));
   EXPECT_EQ(f.pve.counts().retries, 2u);
 }
 
@@ -177,8 +178,8 @@ TEST(Pve, TaskDeadlineAndFailure) {
     f.ok(json{{"status", "stopped"}, {"exitstatus", "unable to create CT 101 - no space"}});
     f.ok(json::array({json{{"n", 1}, {"t", "extracting archive"}},
                       json{{"n", 2}, {"t", "TASK ERROR: no space left on device"}}}));
-    auto r = f.pve.run_task(Method::kPost, "/nodes/pve/lxc", {{"vmid", "101"}},
-                            std::chrono::seconds(5));
+    auto r =
+        f.pve.run_task(Method::kPost, "/nodes/pve/lxc", {{"vmid", "101"}}, std::chrono::seconds(5));
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().message(),
               std::string("POST /nodes/pve/lxc: task ") + kUpid +

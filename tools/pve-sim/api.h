@@ -1,0 +1,89 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "faults.h"
+#include "schema.h"
+#include "state.h"
+#include "tasks.h"
+
+namespace phoenix::pvesim {
+
+struct SimOptions {
+  std::string node = "pve";
+  std::chrono::milliseconds task_duration{200};
+  std::chrono::milliseconds lock_wait{10000};
+  std::map<std::string, std::string> tokens;  // "user@realm!id" -> secret
+};
+
+// A decoded API call, after authentication and schema validation.
+struct ApiRequest {
+  std::string method;
+  std::string path;           // below /api2/json
+  const MethodSchema* schema = nullptr;
+  Params params;              // path, query and body parameters
+  std::string user;           // "user@realm!tokenid"
+};
+
+struct ApiResponse {
+  int status = 200;
+  nlohmann::json data = nullptr;
+  std::string message;  // for errors: Proxmox's message (its HTTP reason phrase)
+  nlohmann::json errors = nullptr;
+  nlohmann::json extra = nlohmann::json::object();  // e.g. "total" of a task log
+  bool drop = false;    // close the connection without answering
+
+  static ApiResponse ok(nlohmann::json data) {
+    ApiResponse r;
+    r.data = std::move(data);
+    return r;
+  }
+  static ApiResponse error(int status, std::string message) {
+    ApiResponse r;
+    r.status = status;
+    r.message = std::move(message);
+    return r;
+  }
+  std::string body() const;
+};
+
+// The simulated API, independent of the HTTP library: authenticates, injects faults, validates
+// against the schema and dispatches to the handler of the path template.
+class Simulator {
+ public:
+  Simulator(SimOptions opts, ApiSchema schema, std::unique_ptr<StateStore> store, FaultOptions faults);
+
+  // `query` and `body` are already decoded into parameters by the HTTP front.
+  ApiResponse handle(const std::string& method, const std::string& path,
+                     const std::string& authorization, Params params);
+
+ private:
+  using Handler = std::function<ApiResponse(const ApiRequest&)>;
+  void route(const std::string& method, const std::string& path_template, Handler h);
+  void register_cluster_routes();
+  void register_guest_routes(const std::string& type);
+  nlohmann::json stats_json() const;
+
+  SimOptions opts_;
+  ApiSchema schema_;
+  std::unique_ptr<StateStore> store_;
+  Faults faults_;
+  LockTable locks_;
+  TaskRunner tasks_;
+  std::map<std::string, Handler> routes_;  // "METHOD /path/{template}"
+  mutable std::mutex stats_mu_;
+  std::map<std::string, std::size_t> requests_;
+  std::size_t faults_injected_ = 0;
+  std::size_t drops_injected_ = 0;
+
+  friend class GuestApi;
+};
+
+}  // namespace phoenix::pvesim
