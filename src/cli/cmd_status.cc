@@ -38,8 +38,8 @@ int run_status(const GlobalOptions& g, const StatusOptions& o) {
   if (!resources) {
     print_error(g, "reading the Proxmox inventory: " + remote_error(resources.error()));
     // Not answering, or not proving who it is (TLS): either way Proxmox cannot be used.
-    bool unreachable = resources.error().retryable() ||
-                       resources.error().kind() == base::ErrorKind::kPermission;
+    bool unreachable =
+        resources.error().retryable() || resources.error().kind() == base::ErrorKind::kPermission;
     return unreachable ? kExitUnreachable : kExitPartial;
   }
   std::map<model::GuestId, const json*> seen;

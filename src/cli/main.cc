@@ -87,21 +87,16 @@ int run(int argc, char** argv) {
   sync_stack->add_option("--env", sync_stack_opts.environment,
                          "environment of its phoenix.json (default: the VM's choice, else "
                          "production)");
-  sync_stack->add_flag("--no-wait", sync_stack_opts.no_wait,
-                       "return once the changes are sent, without waiting for the tasks");
-  sync_stack
-      ->add_option("--timeout", sync_stack_opts.timeout_s,
-                   "seconds to wait for every task to run (default 300)")
-      ->check(CLI::Range(1, 86400));
-
   auto* sync_core = sync->add_subcommand(
       "core", "deploy the core services (Portainer server and agents) on the swarm and wait");
-  sync_core->add_flag("--no-wait", sync_stack_opts.no_wait,
-                      "return once the changes are sent, without waiting for the tasks");
-  sync_core
-      ->add_option("--timeout", sync_stack_opts.timeout_s,
-                   "seconds to wait for every task to run (default 300)")
-      ->check(CLI::Range(1, 86400));
+  for (CLI::App* deploying : {sync_stack, sync_core}) {
+    deploying->add_flag("--no-wait", sync_stack_opts.no_wait,
+                        "return once the changes are sent, without waiting for the tasks");
+    deploying
+        ->add_option("--timeout", sync_stack_opts.timeout_s,
+                     "seconds to wait for every task to run (default 300)")
+        ->check(CLI::Range(1, 86400));
+  }
 
   phoenix::cli::StatusOptions status_opts;
   auto* status = app.add_subcommand(

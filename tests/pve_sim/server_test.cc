@@ -91,7 +91,9 @@ TEST(PveSimServer, CreateLxcRunsTaskThenConfigAndPowerCycle) {
   EXPECT_FALSE(cfg.body["data"].contains("lock"));
 
   auto put = call(sim, "PUT", "/nodes/pve/lxc/101/config",
-                  {{"cores", "4"}, {"delete", "net0"}, {"digest", cfg.body["data"]["digest"].get<std::string>()}});
+                  {{"cores", "4"},
+                   {"delete", "net0"},
+                   {"digest", cfg.body["data"]["digest"].get<std::string>()}});
   EXPECT_EQ(put.status, 200) << put.raw;
   auto stale = call(sim, "PUT", "/nodes/pve/lxc/101/config",
                     {{"cores", "8"}, {"digest", cfg.body["data"]["digest"].get<std::string>()}});
@@ -102,7 +104,8 @@ TEST(PveSimServer, CreateLxcRunsTaskThenConfigAndPowerCycle) {
 
   auto start = call(sim, "POST", "/nodes/pve/lxc/101/status/start");
   EXPECT_EQ(wait_task(sim, start.body["data"])["exitstatus"], "OK");
-  EXPECT_EQ(call(sim, "GET", "/nodes/pve/lxc/101/status/current").body["data"]["status"], "running");
+  EXPECT_EQ(call(sim, "GET", "/nodes/pve/lxc/101/status/current").body["data"]["status"],
+            "running");
   auto res = call(sim, "GET", "/cluster/resources", {{"type", "vm"}});
   ASSERT_EQ(res.body["data"].size(), 1u);
   EXPECT_EQ(res.body["data"][0]["id"], "lxc/101");
@@ -147,7 +150,8 @@ TEST(PveSimServer, RestartKeepsGuests) {
   EXPECT_EQ(call(sim, "GET", "/cluster/nextid").body["data"], "100");
   auto again = call(sim, "POST", "/nodes/pve/lxc", kCreate);
   EXPECT_EQ(again.status, 500);
-  EXPECT_EQ(again.body["message"], "unable to create CT 101 - CT 101 already exists on node 'pve'\n");
+  EXPECT_EQ(again.body["message"],
+            "unable to create CT 101 - CT 101 already exists on node 'pve'\n");
 }
 
 std::vector<long> statuses(SimProcess& sim, int n) {
@@ -170,7 +174,8 @@ TEST(PveSimServer, InjectedFaultsAreDeterministicPerSeed) {
   }
   EXPECT_EQ(first, second);
   EXPECT_NE(std::count(first.begin(), first.end(), 200), 0);
-  EXPECT_NE(std::count_if(first.begin(), first.end(), [](long s) { return s == 500 || s == 503; }), 0);
+  EXPECT_NE(std::count_if(first.begin(), first.end(), [](long s) { return s == 500 || s == 503; }),
+            0);
 }
 
 TEST(PveSimServer, DroppedConnectionsGetNoAnswer) {
@@ -198,7 +203,8 @@ TEST(PveSimServer, CloneResizeSnapshotTemplate) {
   SimProcess sim;
   ASSERT_TRUE(sim.start({"--task-duration", "10"}));
   ASSERT_TRUE(create_ct(sim));
-  auto resize = call(sim, "PUT", "/nodes/pve/lxc/101/resize", {{"disk", "rootfs"}, {"size", "+2G"}});
+  auto resize =
+      call(sim, "PUT", "/nodes/pve/lxc/101/resize", {{"disk", "rootfs"}, {"size", "+2G"}});
   ASSERT_EQ(resize.status, 200) << resize.raw;
   EXPECT_EQ(wait_task(sim, resize.body["data"])["exitstatus"], "OK");
   auto shrink = call(sim, "PUT", "/nodes/pve/lxc/101/resize", {{"disk", "rootfs"}, {"size", "4G"}});
@@ -212,7 +218,8 @@ TEST(PveSimServer, CloneResizeSnapshotTemplate) {
   EXPECT_EQ(snaps.body["data"][1]["parent"], "base");
   auto tmpl = call(sim, "POST", "/nodes/pve/lxc/101/template");
   EXPECT_EQ(tmpl.status, 200) << tmpl.raw;
-  auto clone = call(sim, "POST", "/nodes/pve/lxc/101/clone", {{"newid", "102"}, {"hostname", "web-2"}});
+  auto clone =
+      call(sim, "POST", "/nodes/pve/lxc/101/clone", {{"newid", "102"}, {"hostname", "web-2"}});
   ASSERT_EQ(clone.status, 200) << clone.raw;
   EXPECT_EQ(wait_task(sim, clone.body["data"])["exitstatus"], "OK");
   auto cfg = call(sim, "GET", "/nodes/pve/lxc/102/config").body["data"];
@@ -232,8 +239,12 @@ TEST(PveSimServer, QemuCreateStartAndConfig) {
   SimProcess sim;
   ASSERT_TRUE(sim.start({"--task-duration", "10"}));
   auto r = call(sim, "POST", "/nodes/pve/qemu",
-                {{"vmid", "200"}, {"name", "vm-1"}, {"cores", "2"}, {"memory", "2048"},
-                 {"scsi0", "local-lvm:32"}, {"ipconfig0", "ip=10.0.0.9/24,gw=10.0.0.1"}});
+                {{"vmid", "200"},
+                 {"name", "vm-1"},
+                 {"cores", "2"},
+                 {"memory", "2048"},
+                 {"scsi0", "local-lvm:32"},
+                 {"ipconfig0", "ip=10.0.0.9/24,gw=10.0.0.1"}});
   ASSERT_EQ(r.status, 200) << r.raw;
   EXPECT_TRUE(r.body["data"].get<std::string>().ends_with(":qmcreate:200:phoenix@pve!ci:"));
   EXPECT_EQ(wait_task(sim, r.body["data"])["exitstatus"], "OK");

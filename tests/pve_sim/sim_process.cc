@@ -36,10 +36,15 @@ std::string SimProcess::base_url() const {
 bool SimProcess::start(std::vector<std::string> extra) {
   int out[2];
   if (pipe(out) != 0) return false;
-  std::vector<std::string> args = {PVE_SIM_BINARY,  "--port",      "0",
-                                   "--schema",      PVE_APIDATA_JSON,
-                                   "--state-dir",   (dir_ / "state").string(),
-                                   "--token-file",  (dir_ / "tokens").string()};
+  std::vector<std::string> args = {PVE_SIM_BINARY,
+                                   "--port",
+                                   "0",
+                                   "--schema",
+                                   PVE_APIDATA_JSON,
+                                   "--state-dir",
+                                   (dir_ / "state").string(),
+                                   "--token-file",
+                                   (dir_ / "tokens").string()};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

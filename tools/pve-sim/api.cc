@@ -84,7 +84,8 @@ ApiResponse Simulator::handle(const std::string& method, const std::string& path
     return ApiResponse::error(401, "authentication failure");
   }
   if (!match) {
-    return ApiResponse::error(501, "Method '" + method + " /api2/json" + path + "' not implemented");
+    return ApiResponse::error(501,
+                              "Method '" + method + " /api2/json" + path + "' not implemented");
   }
   for (auto& [k, v] : match->path_params) params[k] = v;
   ParamErrors errors = validate_params(*match->method, params);
@@ -95,11 +96,14 @@ ApiResponse Simulator::handle(const std::string& method, const std::string& path
   }
   auto h = routes_.find(method + " " + match->method->path_template);
   if (h == routes_.end()) {
-    return ApiResponse::error(501, "Method '" + method + " /api2/json" + path +
-                                       "' not implemented (by pve-sim)");
+    return ApiResponse::error(
+        501, "Method '" + method + " /api2/json" + path + "' not implemented (by pve-sim)");
   }
-  ApiRequest req{.method = method, .path = path, .schema = match->method,
-                 .params = std::move(params), .user = user};
+  ApiRequest req{.method = method,
+                 .path = path,
+                 .schema = match->method,
+                 .params = std::move(params),
+                 .user = user};
   try {
     return h->second(req);
   } catch (const std::exception& e) {
@@ -119,13 +123,15 @@ json Simulator::stats_json() const {
 
 void Simulator::register_cluster_routes() {
   route("GET", "/version", [](const ApiRequest&) {
-    return ApiResponse::ok({{"version", "8.2.4"}, {"release", "8.2"}, {"repoid", "faa83925c9641325"}});
+    return ApiResponse::ok(
+        {{"version", "8.2.4"}, {"release", "8.2"}, {"repoid", "faa83925c9641325"}});
   });
 
   route("GET", "/cluster/nextid", [this](const ApiRequest& req) {
     auto guests = store_->list();
     auto taken = [&](int id) {
-      for (const auto& g : guests) if (g.vmid == id) return true;
+      for (const auto& g : guests)
+        if (g.vmid == id) return true;
       return false;
     };
     if (auto v = req.params.find("vmid"); v != req.params.end()) {
@@ -146,21 +152,28 @@ void Simulator::register_cluster_routes() {
     std::string type = req.params.contains("type") ? req.params.at("type") : "";
     json out = json::array();
     if (type.empty() || type == "node") {
-      out.push_back({{"id", "node/" + opts_.node}, {"type", "node"}, {"node", opts_.node},
-                     {"status", "online"}, {"maxcpu", 16}, {"maxmem", 68719476736LL},
+      out.push_back({{"id", "node/" + opts_.node},
+                     {"type", "node"},
+                     {"node", opts_.node},
+                     {"status", "online"},
+                     {"maxcpu", 16},
+                     {"maxmem", 68719476736LL},
                      {"level", ""}});
     }
     if (type.empty() || type == "vm") {
       for (const auto& g : store_->list()) {
-        json r{{"id", g.type + "/" + std::to_string(g.vmid)}, {"type", g.type},
-               {"vmid", g.vmid}, {"node", g.node}, {"status", g.status},
+        json r{{"id", g.type + "/" + std::to_string(g.vmid)},
+               {"type", g.type},
+               {"vmid", g.vmid},
+               {"node", g.node},
+               {"status", g.status},
                {"template", g.is_template() ? 1 : 0}};
         auto cfg = [&](const char* k, const char* def) {
           auto it = g.config.find(k);
           return it == g.config.end() ? std::string(def) : it->second;
         };
-        r["name"] = cfg(g.type == "lxc" ? "hostname" : "name",
-                        ("CT" + std::to_string(g.vmid)).c_str());
+        r["name"] =
+            cfg(g.type == "lxc" ? "hostname" : "name", ("CT" + std::to_string(g.vmid)).c_str());
         r["maxcpu"] = std::stoi(cfg("cores", "1"));
         r["maxmem"] = std::stoll(cfg("memory", "512")) * 1024 * 1024;
         if (g.config.contains("tags")) r["tags"] = g.config.at("tags");
@@ -170,8 +183,11 @@ void Simulator::register_cluster_routes() {
       }
     }
     if (type.empty() || type == "storage") {
-      out.push_back({{"id", "storage/" + opts_.node + "/local-lvm"}, {"type", "storage"},
-                     {"storage", "local-lvm"}, {"node", opts_.node}, {"status", "available"}});
+      out.push_back({{"id", "storage/" + opts_.node + "/local-lvm"},
+                     {"type", "storage"},
+                     {"storage", "local-lvm"},
+                     {"node", opts_.node},
+                     {"status", "available"}});
     }
     return ApiResponse::ok(out);
   });

@@ -5,9 +5,8 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "faults.h"
 #include "schema.h"
@@ -26,10 +25,10 @@ struct SimOptions {
 // A decoded API call, after authentication and schema validation.
 struct ApiRequest {
   std::string method;
-  std::string path;           // below /api2/json
+  std::string path;  // below /api2/json
   const MethodSchema* schema = nullptr;
-  Params params;              // path, query and body parameters
-  std::string user;           // "user@realm!tokenid"
+  Params params;     // path, query and body parameters
+  std::string user;  // "user@realm!tokenid"
 };
 
 struct ApiResponse {
@@ -38,7 +37,7 @@ struct ApiResponse {
   std::string message;  // for errors: Proxmox's message (its HTTP reason phrase)
   nlohmann::json errors = nullptr;
   nlohmann::json extra = nlohmann::json::object();  // e.g. "total" of a task log
-  bool drop = false;    // close the connection without answering
+  bool drop = false;                                // close the connection without answering
 
   static ApiResponse ok(nlohmann::json data) {
     ApiResponse r;
@@ -58,7 +57,8 @@ struct ApiResponse {
 // against the schema and dispatches to the handler of the path template.
 class Simulator {
  public:
-  Simulator(SimOptions opts, ApiSchema schema, std::unique_ptr<StateStore> store, FaultOptions faults);
+  Simulator(SimOptions opts, ApiSchema schema, std::unique_ptr<StateStore> store,
+            FaultOptions faults);
 
   // `query` and `body` are already decoded into parameters by the HTTP front.
   ApiResponse handle(const std::string& method, const std::string& path,

@@ -87,8 +87,9 @@ base::Result<std::string> certificate_fingerprint(const fs::path& cert) {
   File f(std::fopen(cert.c_str(), "r"));
   if (!f) return base::fail(base::ErrorKind::kNotFound, "cannot read " + cert.string());
   std::unique_ptr<X509, decltype(&X509_free)> x(PEM_read_X509(f.get(), nullptr, nullptr, nullptr),
-                                               X509_free);
-  if (!x) return base::fail(base::ErrorKind::kInvalidInput, cert.string() + ": not a PEM certificate");
+                                                X509_free);
+  if (!x)
+    return base::fail(base::ErrorKind::kInvalidInput, cert.string() + ": not a PEM certificate");
   return fingerprint_of(x.get());
 }
 

@@ -42,9 +42,13 @@ bool cidr(std::string_view v, bool (*ip)(std::string_view), int max_prefix) {
 bool ipv4_cidr(std::string_view v) { return cidr(v, ipv4, 32); }
 bool ipv6_cidr(std::string_view v) { return cidr(v, ipv6, 128); }
 bool dns_name(std::string_view v) {
-  return re_match(v, R"(([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*([A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?))");
+  return re_match(
+      v,
+      R"(([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?\.)*([A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?))");
 }
-bool volume_id(std::string_view v) { return re_match(v, R"([a-z][a-z0-9\-\_\.]*[a-z0-9]:.+)", true); }
+bool volume_id(std::string_view v) {
+  return re_match(v, R"([a-z][a-z0-9\-\_\.]*[a-z0-9]:.+)", true);
+}
 
 using Check = std::function<std::string(std::string_view)>;
 
@@ -56,10 +60,11 @@ const std::unordered_map<std::string, Check>& formats() {
   static const std::unordered_map<std::string, Check> table = {
       {"pve-vmid", die_unless([](std::string_view v) { return re_match(v, R"([1-9][0-9]{2,8})"); },
                               "value does not look like a valid VM ID\n")},
-      {"pve-node",
-       die_unless([](std::string_view v) {
-         return re_match(v, R"([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)");
-       }, "value does not look like a valid node name\n")},
+      {"pve-node", die_unless(
+                       [](std::string_view v) {
+                         return re_match(v, R"([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)");
+                       },
+                       "value does not look like a valid node name\n")},
       {"ipv4", die_unless(ipv4, "value does not look like a valid IPv4 address\n")},
       {"ipv6", die_unless(ipv6, "value does not look like a valid IPv6 address\n")},
       {"ip", die_unless([](std::string_view v) { return ipv4(v) || ipv6(v); },
@@ -71,14 +76,16 @@ const std::unordered_map<std::string, Check>& formats() {
       {"pve-ipv4-config",
        die_unless([](std::string_view v) { return v == "dhcp" || v == "manual" || ipv4_cidr(v); },
                   "value does not look like a valid ipv4 network configuration\n")},
-      {"pve-ipv6-config",
-       die_unless([](std::string_view v) {
-         return v == "dhcp" || v == "manual" || v == "auto" || ipv6_cidr(v);
-       }, "value does not look like a valid ipv6 network configuration\n")},
-      {"mac-addr",
-       die_unless([](std::string_view v) {
-         return re_match(v, R"([a-f0-9][02468ace](?::[a-f0-9]{2}){5})", true);
-       }, "value does not look like a valid unicast MAC address\n")},
+      {"pve-ipv6-config", die_unless(
+                              [](std::string_view v) {
+                                return v == "dhcp" || v == "manual" || v == "auto" || ipv6_cidr(v);
+                              },
+                              "value does not look like a valid ipv6 network configuration\n")},
+      {"mac-addr", die_unless(
+                       [](std::string_view v) {
+                         return re_match(v, R"([a-f0-9][02468ace](?::[a-f0-9]{2}){5})", true);
+                       },
+                       "value does not look like a valid unicast MAC address\n")},
       {"dns-name", die_unless(dns_name, "value does not look like a valid DNS name\n")},
       {"address",
        [](std::string_view v) {
@@ -103,7 +110,8 @@ const std::unordered_map<std::string, Check>& formats() {
        }},
       {"pve-volume-id",
        [](std::string_view v) {
-         return volume_id(v) ? std::string() : "unable to parse volume ID '" + std::string(v) + "'\n";
+         return volume_id(v) ? std::string()
+                             : "unable to parse volume ID '" + std::string(v) + "'\n";
        }},
       {"pve-volume-id-or-qm-path",
        [](std::string_view v) {

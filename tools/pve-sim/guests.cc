@@ -16,14 +16,15 @@ namespace {
 // Parameters of create calls that are not config keys.
 bool is_create_only(const std::string& k) {
   static const std::set<std::string> keys = {
-      "node", "vmid", "ostemplate", "password", "ssh-public-keys", "storage", "force",
-      "restore", "unique", "ignore-unpack-errors", "start", "pool", "bwlimit", "archive",
-      "live-restore"};
+      "node",    "vmid",  "ostemplate", "password", "ssh-public-keys",
+      "storage", "force", "restore",    "unique",   "ignore-unpack-errors",
+      "start",   "pool",  "bwlimit",    "archive",  "live-restore"};
   return keys.contains(k);
 }
 
 bool is_disk_key(const std::string& k) {
-  static const std::regex re(R"((rootfs|mp\d+|scsi\d+|virtio\d+|sata\d+|ide\d+|efidisk0|tpmstate0))");
+  static const std::regex re(
+      R"((rootfs|mp\d+|scsi\d+|virtio\d+|sata\d+|ide\d+|efidisk0|tpmstate0))");
   return std::regex_match(k, re);
 }
 
@@ -33,7 +34,10 @@ long long parse_size(const std::string& s) {
   if (!std::regex_match(s, m, re)) return -1;
   double v = std::stod(m[1]);
   std::string u = m[2];
-  double mult = u == "K" ? 1024.0 : u == "M" ? 1048576.0 : u == "T" ? 1099511627776.0 : 1073741824.0;
+  double mult = u == "K"   ? 1024.0
+                : u == "M" ? 1048576.0
+                : u == "T" ? 1099511627776.0
+                           : 1073741824.0;
   if (u.empty()) mult = 1;  // bare numbers are bytes in resize
   return static_cast<long long>(v * mult);
 }
@@ -54,7 +58,8 @@ long long disk_size(const std::string& spec) {
 
 std::string with_size(const std::string& spec, long long bytes) {
   static const std::regex re(R"((^|,)size=[^,]+)");
-  if (std::regex_search(spec, re)) return std::regex_replace(spec, re, "$1size=" + format_size(bytes));
+  if (std::regex_search(spec, re))
+    return std::regex_replace(spec, re, "$1size=" + format_size(bytes));
   return spec + ",size=" + format_size(bytes);
 }
 
@@ -63,8 +68,8 @@ std::string allocate_volume(const std::string& spec, int vmid, int& next_disk) {
   static const std::regex re(R"(^([a-zA-Z][a-zA-Z0-9\-_.]*):(\d+(?:\.\d+)?)(,.*)?$)");
   std::smatch m;
   if (!std::regex_match(spec, m, re)) return spec;
-  std::string vol = std::string(m[1]) + ":vm-" + std::to_string(vmid) + "-disk-" +
-                    std::to_string(next_disk++);
+  std::string vol =
+      std::string(m[1]) + ":vm-" + std::to_string(vmid) + "-disk-" + std::to_string(next_disk++);
   long long bytes = static_cast<long long>(std::stod(m[2]) * 1073741824.0);
   return with_size(vol + std::string(m[3]), bytes);
 }
@@ -112,8 +117,8 @@ void Simulator::register_guest_routes(const std::string& type) {
   // call returns a UPID, else at once. `check` rejects the call before a task is started.
   using Check = std::function<std::optional<ApiResponse>()>;
   using Work = std::function<base::Result<void>()>;
-  auto locked = [this, type, wrong_node](const ApiRequest& req, int vmid, const std::string& task_type,
-                                         Check check, Work work,
+  auto locked = [this, type, wrong_node](const ApiRequest& req, int vmid,
+                                         const std::string& task_type, Check check, Work work,
                                          std::function<void()> on_failure = {}) -> ApiResponse {
     if (auto r = wrong_node(req)) return *r;
     if (!locks_.try_acquire(vmid, opts_.lock_wait)) {
@@ -162,8 +167,9 @@ void Simulator::register_guest_routes(const std::string& type) {
     return locked(
         req, vmid, tp + "create",
         [=, this]() -> std::optional<ApiResponse> {
-          if (store_->get(vmid)) return fail("unable to create " + kind + " " + std::to_string(vmid) +
-                                             " - " + exists_msg(vmid));
+          if (store_->get(vmid))
+            return fail("unable to create " + kind + " " + std::to_string(vmid) + " - " +
+                        exists_msg(vmid));
           Guest pending = g;
           pending.config["lock"] = "create";
           if (auto r = store_->put(pending); !r) return fail(r.error().message());
@@ -252,7 +258,9 @@ void Simulator::register_guest_routes(const std::string& type) {
       auto it = g->config.find(k);
       return it == g->config.end() ? std::string(def) : it->second;
     };
-    json out{{"vmid", vmid}, {"status", g->status}, {"type", type},
+    json out{{"vmid", vmid},
+             {"status", g->status},
+             {"type", type},
              {"name", cfg(lxc ? "hostname" : "name", (kind + std::to_string(vmid)).c_str())},
              {"cpus", std::stoi(cfg("cores", "1"))},
              {"maxmem", std::stoll(cfg("memory", "512")) * 1048576LL},
@@ -309,7 +317,8 @@ void Simulator::register_guest_routes(const std::string& type) {
           auto g = load(vmid);
           if (!g) return missing(vmid);
           if (g->status == "running") {
-            return fail(lxc ? "unable to destroy CT " + std::to_string(vmid) + " - container is running"
+            return fail(lxc ? "unable to destroy CT " + std::to_string(vmid) +
+                                  " - container is running"
                             : "VM " + std::to_string(vmid) + " is running - destroy failed");
           }
           return std::nullopt;
@@ -325,8 +334,9 @@ void Simulator::register_guest_routes(const std::string& type) {
         req, vmid, tp + "clone",
         [=, this]() -> std::optional<ApiResponse> {
           if (!load(vmid)) return missing(vmid);
-          if (store_->get(newid)) return fail("unable to create " + kind + " " + std::to_string(newid) +
-                                              " - " + exists_msg(newid));
+          if (store_->get(newid))
+            return fail("unable to create " + kind + " " + std::to_string(newid) + " - " +
+                        exists_msg(newid));
           Guest pending;
           pending.vmid = newid;
           pending.type = type;
@@ -404,7 +414,9 @@ void Simulator::register_guest_routes(const std::string& type) {
     auto g = load(vmid);
     if (!g) return missing(vmid);
     json out = g->snapshots;
-    json current{{"name", "current"}, {"description", "You are here!"}, {"running", g->status == "running" ? 1 : 0}};
+    json current{{"name", "current"},
+                 {"description", "You are here!"},
+                 {"running", g->status == "running" ? 1 : 0}};
     if (!g->snapshots.empty()) current["parent"] = g->snapshots.back()["name"];
     out.push_back(current);
     return ApiResponse::ok(out);
@@ -443,7 +455,8 @@ void Simulator::register_guest_routes(const std::string& type) {
           auto g = load(vmid);
           if (!g) return missing(vmid);
           if (g->is_template()) return fail("you can't convert a template to a template");
-          if (g->status == "running") return fail("you can't convert a running " + kind + " to a template");
+          if (g->status == "running")
+            return fail("you can't convert a running " + kind + " to a template");
           return std::nullopt;
         },
         [=, this]() -> base::Result<void> {

@@ -71,7 +71,8 @@ int run(int argc, char** argv) {
   app.add_option("--listen", listen, "address to listen on");
   app.add_option("--port", port, "port (0: any free port, printed on stdout)");
   app.add_option("--schema", schema_file, "pve-apidata.json")->required();
-  app.add_option("--state-dir", state_dir, "directory holding guests and the certificate")->required();
+  app.add_option("--state-dir", state_dir, "directory holding guests and the certificate")
+      ->required();
   app.add_option("--token-file", token_file, "API tokens, lines of user@realm!id=secret");
   app.add_option("--cert", cert_file, "PEM certificate (default: generated in the state dir)");
   app.add_option("--key", key_file, "PEM private key of --cert");
@@ -148,7 +149,8 @@ int run(int argc, char** argv) {
   server.Put(".*", handler);
   server.Delete(".*", handler);
 
-  int bound = port == 0 ? server.bind_to_any_port(listen) : (server.bind_to_port(listen, port) ? port : -1);
+  int bound =
+      port == 0 ? server.bind_to_any_port(listen) : (server.bind_to_port(listen, port) ? port : -1);
   if (bound < 0) {
     std::cerr << "pve-sim: error: cannot listen on " << listen << ":" << port << "\n";
     return 1;

@@ -210,13 +210,15 @@ base::Result<Params> parse_property_string(const json& format, std::string_view 
     if (eq != std::string::npos && eq > 0 && eq + 1 < part.size()) {
       std::string k = part.substr(0, eq);
       std::string v = part.substr(eq + 1);
-      if (res.contains(k)) return die("duplicate key in comma-separated list property: " + k + "\n");
+      if (res.contains(k))
+        return die("duplicate key in comma-separated list property: " + k + "\n");
       auto sch = format.find(k);
       if (sch != format.end() && sch->contains("alias")) {
         k = (*sch)["alias"].get<std::string>();
         sch = format.find(k);
       }
-      if (sch == format.end()) return die("invalid key in comma-separated list property: " + k + "\n");
+      if (sch == format.end())
+        return die("invalid key in comma-separated list property: " + k + "\n");
       if (sch->value("type", "") == "boolean") {
         if (auto b = parse_boolean(v)) v = *b ? "1" : "0";
       }
@@ -228,7 +230,8 @@ base::Result<Params> parse_property_string(const json& format, std::string_view 
       for (auto it = format.begin(); it != format.end(); ++it) {
         if (truthy(*it, "default_key")) default_key = it.key();
       }
-      if (default_key.empty()) return die("value without key, but schema does not define a default key\n");
+      if (default_key.empty())
+        return die("value without key, but schema does not define a default key\n");
       if (res.contains(default_key)) {
         return die("duplicate key in comma-separated list property: " + default_key + "\n");
       }
@@ -294,10 +297,12 @@ std::string check_value(const json& schema, const std::string& value, const std:
   }
   if (is_number(value) && type != "string") {
     double d = std::strtod(value.c_str(), nullptr);
-    if (auto m = schema.find("maximum"); m != schema.end() && m->is_number() && d > m->get<double>()) {
+    if (auto m = schema.find("maximum");
+        m != schema.end() && m->is_number() && d > m->get<double>()) {
       return "value must have a maximum value of " + number_text(*m);
     }
-    if (auto m = schema.find("minimum"); m != schema.end() && m->is_number() && d < m->get<double>()) {
+    if (auto m = schema.find("minimum");
+        m != schema.end() && m->is_number() && d < m->get<double>()) {
       return "value must have a minimum value of " + number_text(*m);
     }
   }
@@ -344,7 +349,8 @@ ParamErrors validate_params(const MethodSchema& method, const Params& params) {
     if (indexed) {
       if (auto msg = check_value(*indexed, value, name); !msg.empty()) errors[name] = msg;
     } else if (!additional) {
-      errors[name] = "property is not defined in schema and the schema does not allow additional properties";
+      errors[name] =
+          "property is not defined in schema and the schema does not allow additional properties";
     }
   }
   return errors;

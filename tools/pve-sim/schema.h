@@ -2,11 +2,10 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -21,10 +20,10 @@ using ParamErrors = std::map<std::string, std::string>;
 
 // One method of one API path, e.g. POST /nodes/{node}/lxc.
 struct MethodSchema {
-  std::string method;                  // "GET", "POST", ...
-  std::string path_template;           // "/nodes/{node}/lxc"
+  std::string method;                    // "GET", "POST", ...
+  std::string path_template;             // "/nodes/{node}/lxc"
   const nlohmann::json* info = nullptr;  // the schema's info.<METHOD> object
-  bool returns_string() const;         // the method returns a UPID (or another string)
+  bool returns_string() const;           // the method returns a UPID (or another string)
 };
 
 struct Match {

@@ -13,8 +13,8 @@ bool Guest::is_template() const {
 }
 
 json Guest::to_json() const {
-  return json{{"vmid", vmid},       {"type", type},           {"node", node},
-              {"config", config},   {"status", status},       {"started_at", started_at},
+  return json{{"vmid", vmid},          {"type", type},     {"node", node},
+              {"config", config},      {"status", status}, {"started_at", started_at},
               {"snapshots", snapshots}};
 }
 

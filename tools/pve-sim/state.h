@@ -3,11 +3,10 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -17,11 +16,11 @@ namespace phoenix::pvesim {
 // plus the runtime status.
 struct Guest {
   int vmid = 0;
-  std::string type;                                // "lxc" or "qemu"
+  std::string type;  // "lxc" or "qemu"
   std::string node;
-  std::map<std::string, std::string> config;       // config keys as text, e.g. "cores" -> "2"
-  std::string status = "stopped";                  // "running" or "stopped"
-  long long started_at = 0;                        // unix time of the last start
+  std::map<std::string, std::string> config;           // config keys as text, e.g. "cores" -> "2"
+  std::string status = "stopped";                      // "running" or "stopped"
+  long long started_at = 0;                            // unix time of the last start
   nlohmann::json snapshots = nlohmann::json::array();  // [{name, description, snaptime, parent}]
 
   bool is_template() const;

@@ -32,9 +32,10 @@ std::string lock_timeout_message(const std::string& type, int vmid) {
 }
 
 nlohmann::json TaskInfo::status_json() const {
-  nlohmann::json j{{"upid", upid},   {"node", node},           {"pid", pid},
-                   {"pstart", pstart}, {"starttime", starttime}, {"type", type},
-                   {"id", id},       {"user", user},           {"status", running ? "running" : "stopped"}};
+  nlohmann::json j{
+      {"upid", upid},     {"node", node},           {"pid", pid},
+      {"pstart", pstart}, {"starttime", starttime}, {"type", type},
+      {"id", id},         {"user", user},           {"status", running ? "running" : "stopped"}};
   if (auto bang = user.find('!'); bang != std::string::npos) {
     j["user"] = user.substr(0, bang);
     j["tokenid"] = user.substr(bang + 1);
@@ -74,19 +75,19 @@ std::string TaskRunner::start(const std::string& node, const std::string& type,
   std::string upid = t.upid;
   tasks_[upid] = std::move(t);
   bool fail = faults_.fail_task();
-  threads_.emplace_back([this, upid, locked_vmid, fail, work = std::move(work),
-                         on_failure = std::move(on_failure)] {
-    std::this_thread::sleep_for(duration_);
-    std::string exitstatus = "OK";
-    if (fail) {
-      exitstatus = "simulated task failure";
-    } else if (auto r = work(); !r) {
-      exitstatus = r.error().message();
-    }
-    if (exitstatus != "OK" && on_failure) on_failure();
-    if (locked_vmid) locks_.release(*locked_vmid);
-    finish(upid, exitstatus);
-  });
+  threads_.emplace_back(
+      [this, upid, locked_vmid, fail, work = std::move(work), on_failure = std::move(on_failure)] {
+        std::this_thread::sleep_for(duration_);
+        std::string exitstatus = "OK";
+        if (fail) {
+          exitstatus = "simulated task failure";
+        } else if (auto r = work(); !r) {
+          exitstatus = r.error().message();
+        }
+        if (exitstatus != "OK" && on_failure) on_failure();
+        if (locked_vmid) locks_.release(*locked_vmid);
+        finish(upid, exitstatus);
+      });
   return upid;
 }
 

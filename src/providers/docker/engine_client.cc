@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,10 +17,14 @@
 #include <vector>
 
 #include "base/strings.h"
+#include "providers/curl_util.h"
 
 namespace phoenix::docker {
 
 namespace {
+
+using providers::append_body;
+using providers::init_curl_once;
 
 using base::ErrorKind;
 
@@ -68,28 +71,6 @@ base::Result<void> check_readable(std::string_view url, std::string_view key,
                       what + " cannot be read: " + std::strerror(err));
   }
   return {};
-}
-
-// curl_global_init is not thread-safe and must run once before any handle exists.
-base::Result<void> init_curl_once() {
-  static std::once_flag once;
-  static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (result != CURLE_OK) {
-    return base::fail(ErrorKind::kInternal,
-                      std::string("cannot initialise libcurl: ") + curl_easy_strerror(result));
-  }
-  return {};
-}
-
-std::size_t append_body(char* data, std::size_t size, std::size_t count, void* user) {
-  // Nothing may throw into libcurl's C frames; returning less than given aborts the transfer.
-  try {
-    static_cast<std::string*>(user)->append(data, size * count);
-  } catch (...) {
-    return 0;
-  }
-  return size * count;
 }
 
 std::size_t append_header(char* data, std::size_t size, std::size_t count, void* user) {

@@ -11,35 +11,18 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 
 #include "base/fs.h"
 #include "base/strings.h"
+#include "providers/curl_util.h"
 
 namespace phoenix::proxmox {
 namespace {
 
+using providers::append_body;
+using providers::init_curl_once;
+
 using base::ErrorKind;
-
-base::Result<void> init_curl_once() {
-  static std::once_flag once;
-  static CURLcode result = CURLE_OK;
-  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (result != CURLE_OK) {
-    return base::fail(ErrorKind::kInternal,
-                      std::string("cannot initialise libcurl: ") + curl_easy_strerror(result));
-  }
-  return {};
-}
-
-std::size_t append_body(char* data, std::size_t size, std::size_t count, void* user) {
-  try {
-    static_cast<std::string*>(user)->append(data, size * count);
-  } catch (...) {
-    return 0;
-  }
-  return size * count;
-}
 
 // Keeps the status line's text: Proxmox writes its error message there.
 std::size_t status_line(char* data, std::size_t size, std::size_t count, void* user) {
