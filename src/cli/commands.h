@@ -51,4 +51,11 @@ struct StatusOptions {
 // guest is as desired, 2 when not, 4 when Proxmox cannot be reached.
 int run_status(const GlobalOptions& g, const StatusOptions& o);
 
+struct CreateOptions {
+  std::vector<std::string> ids;
+};
+// LXCs and what they depend on, created (from a template or a clone), made templates or
+// started, in dependency order; what exists already is left as it is.
+int run_create(const GlobalOptions& g, const CreateOptions& o);
+
 }  // namespace phoenix::cli

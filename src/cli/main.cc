@@ -98,6 +98,11 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(1, 86400));
   }
 
+  phoenix::cli::CreateOptions create_opts;
+  auto* create = app.add_subcommand(
+      "create", "create guests and what they depend on, in order, and start them (LXCs)");
+  create->add_option("ids", create_opts.ids, "the guests")->required();
+
   phoenix::cli::StatusOptions status_opts;
   auto* status = app.add_subcommand(
       "status", "each guest against the Proxmox inventory (desired against observed)");
@@ -123,6 +128,7 @@ int run(int argc, char** argv) {
   }
   if (*sync_stack) return phoenix::cli::run_sync_stack(g, sync_stack_opts);
   if (*status) return phoenix::cli::run_status(g, status_opts);
+  if (*create) return phoenix::cli::run_create(g, create_opts);
   if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);
   return phoenix::cli::kExitInvalid;
 }

@@ -59,7 +59,8 @@ Params lxc_config(const model::Guest& g) {
   int mp = 0;
   for (const auto& m : g.mount_points) {
     if (!m.host_path.present || !m.container_path.present) continue;
-    p.emplace_back("mp" + std::to_string(mp++), m.host_path.value + ",mp=" + m.container_path.value);
+    p.emplace_back("mp" + std::to_string(mp++),
+                   m.host_path.value + ",mp=" + m.container_path.value);
   }
   return p;
 }
@@ -69,9 +70,9 @@ Params lxc_create_params(const model::Guest& g) {
   p.emplace_back("vmid", std::to_string(g.id));
   if (g.os_template.present) p.emplace_back("ostemplate", g.os_template.value);
   if (g.storage_pool.present) {
-    p.emplace_back("rootfs", g.storage_pool.value + ":" +
-                                 std::to_string(g.storage_size_gb.present ? g.storage_size_gb.value
-                                                                          : 8));
+    p.emplace_back("rootfs",
+                   g.storage_pool.value + ":" +
+                       std::to_string(g.storage_size_gb.present ? g.storage_size_gb.value : 8));
   }
   for (auto& kv : lxc_config(g)) p.push_back(std::move(kv));
   return p;

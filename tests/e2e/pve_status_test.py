@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""`phoenix status` against pve-sim: the Proxmox client's token, fingerprint pinning and
-inventory read, end to end.
+"""`phoenix status` and `phoenix create` against pve-sim: the Proxmox client's token,
+fingerprint pinning and inventory read; LXCs created in dependency order, started, and left
+alone on a second run; a fault run (20 % of requests failing, seeded) that converges after
+re-runs with no guest created twice.
 
-Usage: pve_status_test.py PHOENIX PVE_SIM SCHEMA ESTATE_DIR
+Usage: pve_status_test.py PHOENIX PVE_SIM SCHEMA ESTATE_DIR [--faults]
 
 Starts pve-sim on 127.0.0.1, port 0, with its own state directory; every guest of the example
 estate is missing (exit 2); a container created through the API shows as stopped; a wrong
@@ -27,6 +29,7 @@ SECRET = "s3cret-" + os.urandom(6).hex()
 
 def main():
     phoenix, sim, schema, estate = sys.argv[1:5]
+    faults = "--faults" in sys.argv[5:]
     tmp = tempfile.mkdtemp(prefix="phoenix-pve-status-")
     proc = None
     try:
@@ -41,7 +44,8 @@ def main():
         os.chmod(secret, 0o600)
         proc = subprocess.Popen([sim, "--listen", "127.0.0.1", "--port", "0", "--schema", schema,
                                  "--state-dir", state, "--token-file", tokens, "--node", "pve",
-                                 "--task-duration", "50"],
+                                 "--task-duration", "50"]
+                                + (["--fail-rate", "0.2", "--seed", "11"] if faults else []),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = proc.stdout.readline()
         m = re.search(r"https://127\.0\.0\.1:(\d+)", first)
@@ -76,6 +80,8 @@ def main():
             return r
 
         write_api()
+        if faults:
+            return fault_run(phoenix, os.path.join(etc, "etc"), state)
         r = status()
         assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
         doc = json.loads(r.stdout)
@@ -102,6 +108,21 @@ def main():
             assert time.monotonic() < deadline, "LXC 101 never showed as stopped"
             time.sleep(0.1)
 
+        # create: 801 needs 103 and 102 first; 101 exists already and is only started.
+        r = subprocess.run([phoenix, "-C", os.path.join(etc, "etc"), "--output", "json",
+                            "create", "801", "101"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        doc = json.loads(r.stdout)
+        assert [(a["guest"], a["action"]) for a in doc["actions"]] == [
+            (103, "create"), (103, "start"), (102, "create"), (102, "start"),
+            (801, "create"), (801, "start"), (101, "start")], doc
+        r = status("101", "102", "103", "801")
+        assert r.returncode == 0 and json.loads(r.stdout)["converged"], r.stdout
+        r = subprocess.run([phoenix, "-C", os.path.join(etc, "etc"), "--output", "json",
+                            "create", "801", "101"], capture_output=True, text=True, timeout=120)
+        doc = json.loads(r.stdout)
+        assert doc["actions"] == [] and doc["requests"]["mutating"] == 0, doc
+
         write_api(fingerprint="AA:" * 31 + "AA")
         r = status()
         assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
@@ -124,6 +145,29 @@ def main():
                 proc.kill()
                 proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fault_run(phoenix, etc, state):
+    """Re-runs `create` until it converges (each run is allowed to fail on a fault), then checks
+    that every guest exists once and runs, and that the sim has no task left running."""
+    for attempt in range(10):
+        r = subprocess.run([phoenix, "-C", etc, "--output", "json", "create", "801", "101"],
+                           capture_output=True, text=True, timeout=300)
+        assert SECRET not in r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        if doc["ok"] and not doc["actions"]:
+            break
+    else:
+        raise AssertionError("create did not converge in 10 runs under faults")
+    guests = sorted(os.listdir(os.path.join(state, "guests")))
+    assert guests == ["101.json", "102.json", "103.json", "801.json"], guests
+    r = subprocess.run([phoenix, "-C", etc, "--output", "json", "status", "101", "102", "103",
+                        "801"], capture_output=True, text=True, timeout=120)
+    observed = {g["id"]: g["observed"] for g in json.loads(r.stdout)["guests"]}
+    assert observed == {101: "running", 102: "running", 103: "running", 801: "running"}, \
+        (observed, r.stderr)
+    print(f"ok: converged after {attempt + 1} runs")
+    return 0
 
 
 if __name__ == "__main__":

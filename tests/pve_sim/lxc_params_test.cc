@@ -32,8 +32,7 @@ const model::Estate& example() {
   return *loaded.estate;
 }
 
-ParamErrors check(const std::string& method, const std::string& path,
-                  const pveconf::Params& list) {
+ParamErrors check(const std::string& method, const std::string& path, const pveconf::Params& list) {
   auto m = schema().match(method, path);
   EXPECT_TRUE(m.has_value()) << method << " " << path;
   if (!m) return {};

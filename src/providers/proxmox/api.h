@@ -102,8 +102,9 @@ class Pve {
 
   explicit Pve(std::unique_ptr<Transport> transport, RetryPolicy retry = {}, Sleep sleep = {});
 
-  // The "data" of the answer. Transient failures are retried with exponential backoff: every
-  // failure for GET; for POST/PUT/DELETE only those that say the request was not carried out
+  // The "data" of the answer. Transient failures are retried with exponential backoff: for GET
+  // every transport failure and every 5xx; for POST/PUT/DELETE only those that say the request
+  // was not carried out
   // (not sent, a lock timeout, 502/503/504/596).
   base::Result<nlohmann::json> call(Method method, std::string_view path,
                                     const Params& params = {});

@@ -149,7 +149,9 @@ Result<json> Pve::call(Method method, std::string_view path, const Params& param
     auto r = once(request, &status, &reason);
     if (r) return r;
     const Error& e = r.error();
-    bool safe = !is_mutating(method) ? e.retryable() : not_carried_out(e, status, reason);
+    // A read changes nothing, so any server-side failure may be retried.
+    bool safe =
+        !is_mutating(method) ? e.retryable() || status >= 500 : not_carried_out(e, status, reason);
     if (!safe || attempt >= retry_.attempts) return r;
     ++counts_.retries;
     sleep_(backoff);
