@@ -81,7 +81,10 @@ def main():
 
         write_api()
         if faults:
-            return fault_run(phoenix, os.path.join(etc, "etc"), state)
+            ctx = ssl.create_default_context(cafile=os.path.join(state, "pve-ssl.pem"))
+            ctx.check_hostname = False
+            return fault_run(phoenix, os.path.join(etc, "etc"), state,
+                             f"https://127.0.0.1:{port}/api2/json/_sim/stats", ctx)
         r = status()
         assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
         doc = json.loads(r.stdout)
@@ -147,7 +150,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fault_run(phoenix, etc, state):
+def fault_run(phoenix, etc, state, stats_url, ctx):
     """Re-runs `create` until it converges (each run is allowed to fail on a fault), then checks
     that every guest exists once and runs, and that the sim has no task left running."""
     for attempt in range(10):
@@ -166,7 +169,21 @@ def fault_run(phoenix, etc, state):
     observed = {g["id"]: g["observed"] for g in json.loads(r.stdout)["guests"]}
     assert observed == {101: "running", 102: "running", 103: "running", 801: "running"}, \
         (observed, r.stderr)
-    print(f"ok: converged after {attempt + 1} runs")
+    # No orphaned task: everything Phoenix started has finished. (The stats request itself may
+    # meet an injected fault, so it is asked again.)
+    for _ in range(20):
+        try:
+            with urllib.request.urlopen(stats_url, context=ctx, timeout=10) as resp:
+                stats = json.load(resp)["data"]
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        raise AssertionError("pve-sim's stats never answered")
+    assert stats["tasks_running"] == 0, stats
+    assert stats["faults_injected"] > 0, stats
+    print(f"ok: converged after {attempt + 1} runs; {stats['faults_injected']} faults injected, "
+          f"{stats['tasks_started']} tasks, none left running")
     return 0
 
 
