@@ -44,20 +44,17 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
   LoadedEstate loaded = load_and_validate(g);
   if (loaded.diags.has_errors()) return report_invalid(g, loaded);
   const model::Estate& e = *loaded.estate;
-  std::vector<model::GuestId> ids;
-  for (const std::string& id : o.ids) {
-    auto n = base::parse_uint(id);
-    if (!n || !e.guest(static_cast<model::GuestId>(*n))) {
-      print_error(g, "\"" + id + "\" is not the id of a guest of the estate");
-      return kExitInvalid;
-    }
-    ids.push_back(static_cast<model::GuestId>(*n));
+  auto ids = parse_guest_ids(e, o.ids);
+  if (!ids) {
+    print_error(g, ids.error().message());
+    return kExitInvalid;
   }
-  std::vector<const model::Guest*> order = creation_order(e, ids);
+  std::vector<const model::Guest*> order = creation_order(e, *ids);
   for (const model::Guest* guest : order) {
     if (guest->is_vm()) {
-      print_error(g, guest->label() + " is a VM: this version of Phoenix creates LXCs only "
-                                      "(VM provisioning is the next step of the Proxmox work)");
+      print_error(g, guest->label() +
+                         " is a VM: this version of Phoenix creates LXCs only "
+                         "(VM provisioning is the next step of the Proxmox work)");
       return kExitInvalid;
     }
   }
@@ -71,18 +68,12 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
     if (g.output == OutputFormat::kText) std::cerr << "  " << line << '\n';
   };
 
-  auto inventory = (*pve)->get("/cluster/resources", {{"type", "vm"}});
+  auto inventory = read_inventory(**pve);
   if (!inventory) {
     print_error(g, "reading the Proxmox inventory: " + remote_error(inventory.error()));
-    return inventory.error().retryable() ? kExitUnreachable : kExitPartial;
+    return provider_exit(inventory.error());
   }
-  std::map<model::GuestId, json> seen;
-  for (const json& r : *inventory) {
-    if (r.contains("vmid") && r["vmid"].is_number_integer()) {
-      seen[static_cast<model::GuestId>(r["vmid"].get<std::int64_t>())] = r;
-    }
-  }
-
+  const std::map<model::GuestId, json>& seen = *inventory;
   json actions = json::array();
   std::string failure;
   for (const model::Guest* guest : order) {
@@ -102,8 +93,8 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
     auto it = seen.find(guest->id);
     bool exists = it != seen.end();
     if (exists && it->second.value("type", "") != "lxc") {
-      failure = guest->label() + ": id " + std::to_string(guest->id) +
-                " is taken by a " + it->second.value("type", std::string("?")) +
+      failure = guest->label() + ": id " + std::to_string(guest->id) + " is taken by a " +
+                it->second.value("type", std::string("?")) +
                 " guest on Proxmox; Phoenix does not touch it";
       break;
     }
@@ -111,10 +102,10 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
     if (!exists) {
       bool ok;
       if (guest->clone_from) {
-        ok = act("clone", Method::kPost,
-                 "/nodes/" + node + "/lxc/" + std::to_string(guest->clone_from->id) + "/clone",
-                 {{"newid", std::to_string(guest->id)}, {"hostname", guest->name.value},
-                  {"full", "1"}});
+        ok = act(
+            "clone", Method::kPost,
+            "/nodes/" + node + "/lxc/" + std::to_string(guest->clone_from->id) + "/clone",
+            {{"newid", std::to_string(guest->id)}, {"hostname", guest->name.value}, {"full", "1"}});
         // The clone takes the source's settings; the estate's own come on top.
         if (ok && !g.dry_run) {
           auto r = (*pve)->call(Method::kPut, base + "/config", pveconf::lxc_config(*guest));

@@ -20,33 +20,21 @@ int run_status(const GlobalOptions& g, const StatusOptions& o) {
   LoadedEstate loaded = load_and_validate(g);
   if (loaded.diags.has_errors()) return report_invalid(g, loaded);
   const model::Estate& e = *loaded.estate;
-  std::set<model::GuestId> only;
-  for (const std::string& id : o.ids) {
-    auto n = base::parse_uint(id);
-    if (!n || !e.guest(static_cast<model::GuestId>(*n))) {
-      print_error(g, "\"" + id + "\" is not the id of a guest of the estate");
-      return kExitInvalid;
-    }
-    only.insert(static_cast<model::GuestId>(*n));
+  auto ids = parse_guest_ids(e, o.ids);
+  if (!ids) {
+    print_error(g, ids.error().message());
+    return kExitInvalid;
   }
+  std::set<model::GuestId> only(ids->begin(), ids->end());
   auto pve = open_proxmox(e);
   if (!pve) {
     print_error(g, pve.error().describe());
     return kExitInvalid;
   }
-  auto resources = (*pve)->get("/cluster/resources", {{"type", "vm"}});
-  if (!resources) {
-    print_error(g, "reading the Proxmox inventory: " + remote_error(resources.error()));
-    // Not answering, or not proving who it is (TLS): either way Proxmox cannot be used.
-    bool unreachable =
-        resources.error().retryable() || resources.error().kind() == base::ErrorKind::kPermission;
-    return unreachable ? kExitUnreachable : kExitPartial;
-  }
-  std::map<model::GuestId, const json*> seen;
-  for (const json& r : *resources) {
-    if (r.contains("vmid") && r["vmid"].is_number_integer()) {
-      seen[static_cast<model::GuestId>(r["vmid"].get<std::int64_t>())] = &r;
-    }
+  auto seen = read_inventory(**pve);
+  if (!seen) {
+    print_error(g, "reading the Proxmox inventory: " + remote_error(seen.error()));
+    return provider_exit(seen.error());
   }
   json rows = json::array();
   bool drift = false;
@@ -57,8 +45,8 @@ int run_status(const GlobalOptions& g, const StatusOptions& o) {
     std::string want = is_template ? "template" : "running";
     std::string have = "missing";
     std::string node;
-    if (auto it = seen.find(guest.id); it != seen.end()) {
-      const json& r = *it->second;
+    if (auto it = seen->find(guest.id); it != seen->end()) {
+      const json& r = it->second;
       node = r.value("node", "");
       if (r.value("type", "") != kind) {
         have = "a " + r.value("type", std::string("?")) + " guest";

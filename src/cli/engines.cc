@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "base/fs.h"
+#include "base/strings.h"
+#include "cli/context.h"
 #include "compile/desired.h"
 #include "providers/proxmox/client.h"
 
@@ -131,6 +133,37 @@ base::Result<std::unique_ptr<proxmox::Pve>> open_proxmox(const model::Estate& e)
 std::string proxmox_node(const model::Estate& e) {
   const model::ProxmoxApi& api = e.platform.proxmox_api;
   return api.node.present ? api.node.value : local_node_name();
+}
+
+base::Result<std::vector<model::GuestId>> parse_guest_ids(const model::Estate& e,
+                                                          const std::vector<std::string>& ids) {
+  std::vector<model::GuestId> out;
+  for (const std::string& id : ids) {
+    auto n = base::parse_uint(id);
+    if (!n || *n > 999999999 || !e.guest(static_cast<model::GuestId>(*n))) {
+      return base::fail(base::ErrorKind::kInvalidInput,
+                        "\"" + id + "\" is not the id of a guest of the estate");
+    }
+    out.push_back(static_cast<model::GuestId>(*n));
+  }
+  return out;
+}
+
+base::Result<std::map<model::GuestId, nlohmann::json>> read_inventory(proxmox::Pve& pve) {
+  nlohmann::json resources = PHX_TRY(pve.get("/cluster/resources", {{"type", "vm"}}));
+  std::map<model::GuestId, nlohmann::json> out;
+  for (nlohmann::json& r : resources) {
+    if (r.contains("vmid") && r["vmid"].is_number_integer()) {
+      auto id = static_cast<model::GuestId>(r["vmid"].get<std::int64_t>());
+      out[id] = std::move(r);
+    }
+  }
+  return out;
+}
+
+int provider_exit(const base::Error& error) {
+  bool unusable = error.retryable() || error.kind() == base::ErrorKind::kPermission;
+  return unusable ? kExitUnreachable : kExitPartial;
 }
 
 std::size_t change_count(const swarm::DeployReport& report) {

@@ -5,7 +5,10 @@
 // `docker_api.url`, else tcp://<vm ip>:2376 with the platform's TLS files. Relative file names
 // are relative to the configuration directory.
 
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "compile/desired.h"
@@ -37,6 +40,18 @@ swarm::SwarmMember swarm_member(const model::Guest& vm);
 // from its file), and the node guests are created on (default: this host's name).
 base::Result<std::unique_ptr<proxmox::Pve>> open_proxmox(const model::Estate& estate);
 std::string proxmox_node(const model::Estate& estate);
+
+// Guest ids given on the command line, each checked against the estate; the error names the
+// first that is not a guest.
+base::Result<std::vector<model::GuestId>> parse_guest_ids(const model::Estate& estate,
+                                                          const std::vector<std::string>& ids);
+
+// The Proxmox inventory by guest id, from one GET /cluster/resources?type=vm.
+base::Result<std::map<model::GuestId, nlohmann::json>> read_inventory(proxmox::Pve& pve);
+
+// The exit code for a failed request to a provider: 4 when it cannot be used at all (not
+// answering, TLS verification failed, credentials refused), else 2.
+int provider_exit(const base::Error& error);
 
 // The stack's Engine API objects; files its compose file names are read from the stack's
 // directory. Errors carry the compose file location in their message.
