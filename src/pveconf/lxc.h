@@ -6,7 +6,10 @@
 // What the API cannot set (raw lxc_options, id_maps) is not here: it goes through the node's
 // host channel, and the plan says so.
 
+#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -24,5 +27,26 @@ Params lxc_config(const model::Guest& lxc);
 
 // lxc_config plus what only creation takes: vmid, ostemplate, rootfs (<storage_pool>:<GiB>).
 Params lxc_create_params(const model::Guest& lxc);
+
+// The rootfs size the LXC should have, in GiB (storage_size_gb, default 8).
+std::int64_t lxc_rootfs_gb(const model::Guest& lxc);
+
+// ---- raw lxc.* keys, which only the node's config file takes ----------------------------------
+
+using RawLines = std::vector<std::pair<std::string, std::string>>;
+
+// The raw keys of an LXC, in order: its lxc_options ("lxc.apparmor.profile=unconfined" becomes
+// {"lxc.apparmor.profile", "unconfined"}), then, when it has id_maps, the complete lxc.idmap
+// set: the estate's maps, with the ranges around them mapped the unprivileged way (container id
+// N to host 100000 + N), since an incomplete map leaves the container unable to start.
+RawLines raw_lxc_lines(const model::Guest& lxc);
+
+// The raw keys as GET .../config reports them: "lxc": [["lxc.idmap", "u 0 100000 65536"], ...].
+RawLines raw_lxc_from_api(const nlohmann::json& config);
+
+// /etc/pve/lxc/<vmid>.conf with its raw keys replaced by `lines`: every lxc.* line of the main
+// section (before the first [snapshot] section) is dropped, and `lines` go at its end; all else
+// is kept byte for byte.
+std::string with_raw_lxc(std::string_view conf, const RawLines& lines);
 
 }  // namespace phoenix::pveconf
