@@ -3,15 +3,21 @@
 # Arguments are passed to phoenix_bench, e.g. scripts/bench.sh --sizes 10,1000 --runs 3
 # With --swarm first, runs bench/swarm_bench.py instead (sync stack against docker stack deploy
 # on the local engine), e.g. scripts/bench.sh --swarm --sizes 1,10,50 --runs 3
+# With --pve first, runs bench/pve_bench.py (phoenix create of independent LXCs on pve-sim with
+# latency and slow tasks, serially and with -j), e.g. scripts/bench.sh --pve --guests 50 --jobs 1,8
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swarm=false
-if [ "${1:-}" = --swarm ]; then
-  swarm=true
-  shift
-fi
+mode=core
+case "${1:-}" in
+  --swarm) mode=swarm; shift ;;
+  --pve) mode=pve; shift ;;
+esac
 scripts/build.sh release
-if $swarm; then
+if [ "$mode" = swarm ]; then
   exec /usr/bin/python3 bench/swarm_bench.py --phoenix build/release/src/phoenix "$@"
+fi
+if [ "$mode" = pve ]; then
+  exec /usr/bin/python3 bench/pve_bench.py --phoenix build/release/src/phoenix \
+    --pve-sim build/release/tools/pve-sim/pve-sim "$@"
 fi
 exec build/release/bench/phoenix_bench --phoenix build/release/src/phoenix "$@"

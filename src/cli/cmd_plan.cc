@@ -8,6 +8,7 @@
 #include "cli/engines.h"
 #include "compile/desired.h"
 #include "plan/plan.h"
+#include "provision/provision.h"
 #include "render/render.h"
 
 namespace phoenix::cli {
@@ -72,6 +73,43 @@ base::Result<SwarmPlan> plan_swarm(const model::Estate& e, const std::set<compil
   return out;
 }
 
+bool is_proxmox_kind(const std::string& kind) {
+  return kind == "lxc" || kind == "vm" || kind == "firewall";
+}
+
+// Guests and firewalls as Proxmox has them: one GET /cluster/resources, then the config of each
+// selected guest that exists, and the options and rules of each firewall whose guest exists.
+// Entries replace those of `observed`; a guest Proxmox does not have is removed from it.
+base::Result<proxmox::RequestCounts> observe_proxmox(const model::Estate& e,
+                                                     const std::vector<compile::Resource>& desired,
+                                                     const std::set<compile::GuestId>& only,
+                                                     plan::Observed& observed) {
+  auto pve = PHX_TRY(open_proxmox(e));
+  provision::Inventory inventory = PHX_TRY(provision::read_inventory(*pve));
+  provision::Target t;
+  t.node = proxmox_node(e);
+  t.vm = pveconf::vm_context(e);
+  provision::Provisioner p(*pve, std::move(t));
+  for (const compile::Resource& r : desired) {
+    if (!is_proxmox_kind(r.kind)) continue;
+    if (!only.empty() && r.owner && !only.contains(*r.owner)) continue;
+    observed.resources.erase(r.id);
+    const model::Guest* guest = r.owner ? e.guest(*r.owner) : nullptr;
+    if (r.kind == "firewall" && !guest) {
+      observed.resources[r.id] = PHX_TRY(p.observe_firewall(nullptr, r.fields));
+      continue;
+    }
+    auto it = guest ? inventory.find(guest->id) : inventory.end();
+    if (it == inventory.end()) continue;
+    if (r.kind == "firewall") {
+      observed.resources[r.id] = PHX_TRY(p.observe_firewall(guest, r.fields));
+    } else {
+      observed.resources[r.id] = PHX_TRY(p.observe_guest(*guest, it->second, r.fields));
+    }
+  }
+  return pve->counts();
+}
+
 }  // namespace
 
 int run_plan(const GlobalOptions& g, const PlanOptions& o) {
@@ -106,7 +144,21 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
 
   LoadedEstate loaded = load_and_validate(g);
   if (loaded.diags.has_errors()) return report_invalid(g, loaded);
-  auto p = plan::make_plan(desired_resources(*loaded.estate), observed, popts);
+  std::vector<compile::Resource> desired = desired_resources(*loaded.estate);
+  std::optional<proxmox::RequestCounts> pve_requests;
+  if (o.proxmox) {
+    auto counts = observe_proxmox(*loaded.estate, desired, popts.only, observed);
+    if (!counts) {
+      print_error(g, "observing Proxmox: " + remote_error(counts.error()));
+      return provider_exit(counts.error());
+    }
+    pve_requests = *counts;
+    // Without a snapshot for the rest, the plan covers what Proxmox holds.
+    if (!o.observed_file) {
+      std::erase_if(desired, [](const compile::Resource& r) { return !is_proxmox_kind(r.kind); });
+    }
+  }
+  auto p = plan::make_plan(desired, observed, popts);
   if (!p) {
     print_error(g, p.error().message());
     return kExitInvalid;
@@ -123,6 +175,9 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
   if (g.output == OutputFormat::kJson) {
     nlohmann::json doc = plan::plan_to_json(*p);
     doc["observed"] = o.observed_file ? nlohmann::json(*o.observed_file) : nlohmann::json(nullptr);
+    if (pve_requests) {
+      doc["proxmox"] = {{"requests", pve_requests->total}, {"mutating", pve_requests->mutating}};
+    }
     if (swarm_plan) {
       nlohmann::json stacks = nlohmann::json::array();
       for (const auto& r : swarm_plan->stacks) stacks.push_back(stack_report_json(r));
@@ -136,9 +191,13 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
     print_json(doc);
   } else {
     print_diagnostics(loaded, g);
-    if (!o.observed_file) {
+    if (pve_requests && !o.observed_file) {
+      std::cout << "(Guests and firewalls as observed on Proxmox, in " << pve_requests->total
+                << " requests.)\n\n";
+    } else if (!o.observed_file) {
       std::cout << "(No observed state given: planning against an empty platform. Pass "
-                   "--observed FILE to compare with a snapshot.)\n\n";
+                   "--proxmox to observe the guests, or --observed FILE to compare with a "
+                   "snapshot.)\n\n";
     }
     std::cout << plan::format_plan(*p, {g.colour, g.verbose > 0});
     if (swarm_plan) {

@@ -16,7 +16,8 @@ int run_render(const GlobalOptions& g, const RenderOptions& o);
 struct PlanOptions {
   std::vector<std::string> ids;
   std::optional<std::string> observed_file;
-  bool swarm = false;  // observe the stacks on the swarm through the Engine API
+  bool swarm = false;    // observe the stacks on the swarm through the Engine API
+  bool proxmox = false;  // observe the guests and firewalls through the Proxmox API
 };
 int run_plan(const GlobalOptions& g, const PlanOptions& o);
 int run_snapshot(const GlobalOptions& g);
@@ -46,6 +47,7 @@ int run_sync_core(const GlobalOptions& g, const SyncStackOptions& o);
 
 struct StatusOptions {
   std::vector<std::string> ids;
+  bool no_config = false;  // skip each guest's config (no drift column): one request in all
 };
 // Each guest against the Proxmox inventory (one GET /cluster/resources). Exit 0 when every
 // guest is as desired, 2 when not, 4 when Proxmox cannot be reached.
@@ -54,8 +56,29 @@ int run_status(const GlobalOptions& g, const StatusOptions& o);
 struct CreateOptions {
   std::vector<std::string> ids;
 };
-// LXCs and what they depend on, created (from a template or a clone), made templates or
-// started, in dependency order; what exists already is left as it is.
+// Guests and what they depend on, brought to the estate in dependency order, up to -j at a time
+// (provision/provision.h); a converged guest costs reads only.
 int run_create(const GlobalOptions& g, const CreateOptions& o);
+
+struct PowerOptions {
+  std::string action;  // start | stop | restart
+  std::vector<std::string> ids;
+  bool with_deps = false;
+};
+// Only the named guests, unless with_deps: then also what they depend on (start) or what
+// depends on them (stop), in dependency order.
+int run_power(const GlobalOptions& g, const PowerOptions& o);
+
+struct DeleteOptions {
+  std::vector<std::string> ids;
+  bool purge = false;
+  bool force = false;
+};
+// Stops and destroys the guests, dependents first; refuses a guest that an existing guest
+// outside the list depends on, unless force.
+int run_delete(const GlobalOptions& g, const DeleteOptions& o);
+
+// The cluster's and every existing guest's firewall, reconciled rule by rule.
+int run_sync_firewall(const GlobalOptions& g);
 
 }  // namespace phoenix::cli

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iostream>
 #include <sstream>
 
 #include "base/fs.h"
@@ -149,16 +150,85 @@ base::Result<std::vector<model::GuestId>> parse_guest_ids(const model::Estate& e
   return out;
 }
 
-base::Result<std::map<model::GuestId, nlohmann::json>> read_inventory(proxmox::Pve& pve) {
-  nlohmann::json resources = PHX_TRY(pve.get("/cluster/resources", {{"type", "vm"}}));
-  std::map<model::GuestId, nlohmann::json> out;
-  for (nlohmann::json& r : resources) {
-    if (r.contains("vmid") && r["vmid"].is_number_integer()) {
-      auto id = static_cast<model::GuestId>(r["vmid"].get<std::int64_t>());
-      out[id] = std::move(r);
-    }
+std::unique_ptr<host::HostChannel> open_host(const model::Estate& e) {
+  const model::ProxmoxApi& api = e.platform.proxmox_api;
+  if (api.host_ssh.present) return host::ssh_host(api.host_ssh.value);
+  return host::local_host(api.host_root.present ? resolve(e, api.host_root.value) : "/");
+}
+
+base::Result<pveconf::VmContext> vm_context(const model::Estate& e, bool need_key) {
+  pveconf::VmContext ctx = pveconf::vm_context(e);
+  std::string file = pveconf::ssh_public_key_file(e);
+  if (file.empty() || !need_key) return ctx;
+  auto key = base::read_file(resolve(e, file));
+  if (!key) {
+    return base::fail(base::ErrorKind::kInvalidInput,
+                      "users.ssh_public_key_file: cannot read " + resolve(e, file) + " (" +
+                          key.error().message() +
+                          "); VMs get this key through cloud-init. Create it with ssh-keygen or "
+                          "point the setting at an existing .pub file");
+  }
+  ctx.ssh_public_key = *key;
+  return ctx;
+}
+
+std::variant<GuestSession, int> open_guest_session(const GlobalOptions& g,
+                                                   const std::vector<std::string>& ids) {
+  GuestSession s;
+  s.loaded = load_and_validate(g);
+  if (s.loaded.diags.has_errors()) return report_invalid(g, s.loaded);
+  auto parsed = parse_guest_ids(s.estate(), ids);
+  if (!parsed) {
+    print_error(g, parsed.error().message());
+    return kExitInvalid;
+  }
+  s.ids = *parsed;
+  auto pve = open_proxmox(s.estate());
+  if (!pve) {
+    print_error(g, pve.error().describe());
+    return kExitInvalid;
+  }
+  s.pve = std::move(*pve);
+  auto inventory = provision::read_inventory(*s.pve);
+  if (!inventory) {
+    print_error(g, "reading the Proxmox inventory: " + remote_error(inventory.error()));
+    return provider_exit(inventory.error());
+  }
+  s.inventory = std::move(*inventory);
+  return s;
+}
+
+void print_steps(const GlobalOptions& g, const model::Estate& e,
+                 const std::vector<provision::Step>& steps) {
+  (void)g;
+  for (const provision::Step& s : steps) {
+    const model::Guest* guest = s.guest ? e.guest(s.guest) : nullptr;
+    std::cout << "  " << s.action << " " << (guest ? guest->label() : std::string("cluster"));
+    if (!s.detail.empty()) std::cout << ": " << s.detail;
+    std::cout << '\n';
+  }
+}
+
+nlohmann::json steps_json(const std::vector<provision::Step>& steps) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const provision::Step& s : steps) {
+    nlohmann::json j = {{"action", s.action}, {"detail", s.detail}};
+    j["guest"] = s.guest ? nlohmann::json(s.guest) : nlohmann::json(nullptr);
+    out.push_back(std::move(j));
   }
   return out;
+}
+
+nlohmann::json requests_json(const std::vector<const proxmox::Pve*>& clients) {
+  std::uint64_t total = 0, mutating = 0, retries = 0;
+  std::map<std::string, std::uint64_t> routes;
+  for (const proxmox::Pve* p : clients) {
+    total += p->counts().total;
+    mutating += p->counts().mutating;
+    retries += p->counts().retries;
+    for (const auto& [k, v] : p->counts().by_route) routes[k] += v;
+  }
+  return {{"total", total}, {"mutating", mutating}, {"retries", retries}, {"by_route", routes}};
 }
 
 int provider_exit(const base::Error& error) {

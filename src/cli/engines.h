@@ -8,14 +8,19 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "base/error.h"
+#include "cli/context.h"
 #include "compile/desired.h"
 #include "model/estate.h"
 #include "providers/docker/api.h"
 #include "providers/docker/engine_client.h"
+#include "providers/host/host.h"
 #include "providers/proxmox/api.h"
+#include "provision/provision.h"
+#include "pveconf/vm.h"
 #include "swarm/convert.h"
 #include "swarm/deploy.h"
 #include "swarm/heal.h"
@@ -46,8 +51,32 @@ std::string proxmox_node(const model::Estate& estate);
 base::Result<std::vector<model::GuestId>> parse_guest_ids(const model::Estate& estate,
                                                           const std::vector<std::string>& ids);
 
-// The Proxmox inventory by guest id, from one GET /cluster/resources?type=vm.
-base::Result<std::map<model::GuestId, nlohmann::json>> read_inventory(proxmox::Pve& pve);
+// The node's host channel: over SSH to proxmox_api.host_ssh, else local below host_root ("/").
+std::unique_ptr<host::HostChannel> open_host(const model::Estate& estate);
+
+// The VM defaults, with the cloud-init SSH key read from users.ssh_public_key_file when
+// `need_key` (some VM is to be configured).
+base::Result<pveconf::VmContext> vm_context(const model::Estate& estate, bool need_key);
+
+// What every guest command starts with: the estate loaded and valid, the guest ids of the
+// command line checked, Proxmox opened and its inventory read.
+struct GuestSession {
+  LoadedEstate loaded;
+  std::vector<model::GuestId> ids;
+  std::unique_ptr<proxmox::Pve> pve;
+  provision::Inventory inventory;
+  const model::Estate& estate() const { return *loaded.estate; }
+};
+// The session, or the exit code after the error is printed.
+std::variant<GuestSession, int> open_guest_session(const GlobalOptions& g,
+                                                   const std::vector<std::string>& ids);
+
+// Steps for people ("  create LXC 101 (Nginx): from debian-12") and as JSON.
+void print_steps(const GlobalOptions& g, const model::Estate& estate,
+                 const std::vector<provision::Step>& steps);
+nlohmann::json steps_json(const std::vector<provision::Step>& steps);
+// Request counts of one or more clients, for --output json.
+nlohmann::json requests_json(const std::vector<const proxmox::Pve*>& clients);
 
 // The exit code for a failed request to a provider: 4 when it cannot be used at all (not
 // answering, TLS verification failed, credentials refused), else 2.

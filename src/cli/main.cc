@@ -51,6 +51,9 @@ int run(int argc, char** argv) {
   plan->add_option("ids", plan_opts.ids, "only these guests (and what they depend on)");
   plan->add_option("--observed", plan_opts.observed_file,
                    "observed state snapshot (docs/snapshot-format.md); default: empty platform");
+  plan->add_flag("--proxmox", plan_opts.proxmox,
+                 "observe the guests and firewalls on Proxmox (one inventory request, then "
+                 "the config of each guest that exists) and plan against them");
   plan->add_flag("--swarm", plan_opts.swarm,
                  "also observe every stack on the swarm (one list request per kind) and show "
                  "its service changes field by field");
@@ -98,15 +101,38 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(1, 86400));
   }
 
+  auto* sync_firewall = sync->add_subcommand(
+      "firewall", "reconcile the cluster's and every existing guest's firewall rule by rule");
+
   phoenix::cli::CreateOptions create_opts;
   auto* create = app.add_subcommand(
-      "create", "create guests and what they depend on, in order, and start them (LXCs)");
+      "create", "bring guests and what they depend on to the estate, in order (-j in parallel)");
   create->add_option("ids", create_opts.ids, "the guests")->required();
+
+  phoenix::cli::DeleteOptions delete_opts;
+  auto* del = app.add_subcommand("delete", "stop and destroy guests");
+  del->add_option("ids", delete_opts.ids, "the guests")->required();
+  del->add_flag("--purge", delete_opts.purge,
+                "also remove them from backup jobs, replication and HA, and their unused disks");
+  del->add_flag("--force", delete_opts.force,
+                "delete even when an existing guest depends on one of them");
+
+  phoenix::cli::PowerOptions power_opts;
+  std::vector<CLI::App*> power;
+  for (const char* action : {"start", "stop", "restart"}) {
+    auto* cmd = app.add_subcommand(action, std::string(action) + " guests (only those named)");
+    cmd->add_option("ids", power_opts.ids, "the guests")->required();
+    cmd->add_flag("--with-deps", power_opts.with_deps,
+                  "also what they depend on (start) or what depends on them (stop)");
+    power.push_back(cmd);
+  }
 
   phoenix::cli::StatusOptions status_opts;
   auto* status = app.add_subcommand(
       "status", "each guest against the Proxmox inventory (desired against observed)");
   status->add_option("ids", status_opts.ids, "only these guests");
+  status->add_flag("--no-config", status_opts.no_config,
+                   "only the inventory: no per-guest config, so no drift column");
 
   try {
     app.parse(argc, argv);
@@ -129,6 +155,14 @@ int run(int argc, char** argv) {
   if (*sync_stack) return phoenix::cli::run_sync_stack(g, sync_stack_opts);
   if (*status) return phoenix::cli::run_status(g, status_opts);
   if (*create) return phoenix::cli::run_create(g, create_opts);
+  if (*del) return phoenix::cli::run_delete(g, delete_opts);
+  for (CLI::App* cmd : power) {
+    if (*cmd) {
+      power_opts.action = cmd->get_name();
+      return phoenix::cli::run_power(g, power_opts);
+    }
+  }
+  if (*sync_firewall) return phoenix::cli::run_sync_firewall(g);
   if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);
   return phoenix::cli::kExitInvalid;
 }

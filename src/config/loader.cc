@@ -392,6 +392,8 @@ class Loader {
       a.str("ca_file", api.ca_file);
       a.str("fingerprint", api.fingerprint);
       a.boolean("insecure", api.insecure);
+      a.str("host_ssh", api.host_ssh);
+      a.str("host_root", api.host_root);
       if (const Node::Member* m = a.node().find_member("token_secret")) {
         a.known("token_secret");
         diags_

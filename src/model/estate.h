@@ -263,6 +263,11 @@ struct ProxmoxApi {
   Val<std::string> ca_file;
   Val<std::string> fingerprint;
   Val<bool> insecure;
+  // The node's host channel, for what the API cannot set (raw lxc.* keys): over SSH to
+  // `host_ssh` ("root@10.0.0.13"), else local, with paths below `host_root` (default "/"; a lab
+  // points it at the simulator's state directory).
+  Val<std::string> host_ssh;
+  Val<std::string> host_root;
 };
 
 struct DnsServer {

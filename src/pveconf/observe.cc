@@ -161,7 +161,12 @@ json observed_firewall_fields(const json& desired, const json& options, const js
       return a.value("pos", 0) < b.value("pos", 0);
     });
     for (const json& r : sorted) {
-      json j = {{"type", text_of(r, "type")}, {"action", text_of(r, "action")}};
+      // In the estate's spelling: direction and action in upper case, as compile/ has them.
+      std::string type = text_of(r, "type"), action = text_of(r, "action");
+      for (std::string* t : {&type, &action}) {
+        for (char& c : *t) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+      json j = {{"type", type}, {"action", action}};
       for (const char* k : {"source", "dest", "proto", "dport", "iface", "comment"}) {
         if (r.contains(k) && !text_of(r, k).empty()) j[k] = text_of(r, k);
       }

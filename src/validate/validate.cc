@@ -673,6 +673,20 @@ class Validator {
                  "copy it from `pvenode cert info` (32 bytes in hex, colons allowed)");
       }
     }
+    if (api.host_ssh.present) {
+      const std::string& t = api.host_ssh.value;
+      if (t.empty() || t.starts_with('-') ||
+          t.find_first_of(" \t\n'\"\\;&|$`") != std::string::npos) {
+        d_.error("bad-host-ssh", api.host_ssh.loc,
+                 "proxmox_api.host_ssh \"" + t + "\" is not an SSH destination",
+                 "write user@host, e.g. root@10.0.0.13");
+      }
+    }
+    if (api.host_root.present && !api.host_root.value.starts_with('/')) {
+      d_.error("bad-host-root", api.host_root.loc,
+               "proxmox_api.host_root \"" + api.host_root.value + "\" is not an absolute path",
+               "write the directory that stands for the node's / (default /)");
+    }
     if (api.insecure.present && api.insecure.value &&
         (api.ca_file.present || api.fingerprint.present)) {
       d_.warning("insecure-ignored", api.insecure.loc,

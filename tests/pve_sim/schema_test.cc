@@ -197,5 +197,18 @@ TEST(PveSchemaValidate, PropertyStringAliasesAreNotRequiredKeys) {
                   .empty());
 }
 
+TEST(PveSchemaValidate, KeyAliasSetsBothKeys) {
+  auto m = schema().match("POST", "/nodes/pve/qemu");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_TRUE(validate_params(*m->method, {{"node", "pve"},
+                                           {"vmid", "200"},
+                                           {"net0", "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0"}})
+                  .empty());
+  EXPECT_EQ(validate_params(
+                *m->method,
+                {{"node", "pve"}, {"vmid", "200"}, {"net0", "e1000,virtio=BC:24:11:AA:BB:CC"}}),
+            (ParamErrors{{"net0", "invalid format - key alias 'model' is already defined\n"}}));
+}
+
 }  // namespace
 }  // namespace phoenix::pvesim

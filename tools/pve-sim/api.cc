@@ -28,6 +28,8 @@ Simulator::Simulator(SimOptions opts, ApiSchema schema, std::unique_ptr<StateSto
   register_cluster_routes();
   register_guest_routes("lxc");
   register_guest_routes("qemu");
+  register_agent_routes();
+  register_firewall_routes();
 }
 
 void Simulator::route(const std::string& method, const std::string& path_template, Handler h) {
@@ -111,11 +113,20 @@ ApiResponse Simulator::handle(const std::string& method, const std::string& path
   }
 }
 
+bool Simulator::inject_lock(int vmid) {
+  if (!faults_.lock_guest()) return false;
+  if (!locks_.hold_for(vmid, opts_.lock_wait + std::chrono::milliseconds(100))) return false;
+  std::lock_guard lock(stats_mu_);
+  ++locks_injected_;
+  return true;
+}
+
 json Simulator::stats_json() const {
   std::lock_guard lock(stats_mu_);
   return json{{"requests", requests_},
               {"faults_injected", faults_injected_},
               {"drops_injected", drops_injected_},
+              {"locks_injected", locks_injected_},
               {"tasks_started", tasks_.started()},
               {"tasks_failed", tasks_.failed()},
               {"tasks_running", tasks_.running()}};

@@ -19,7 +19,8 @@ struct SimOptions {
   std::string node = "pve";
   std::chrono::milliseconds task_duration{200};
   std::chrono::milliseconds lock_wait{10000};
-  std::map<std::string, std::string> tokens;  // "user@realm!id" -> secret
+  std::chrono::milliseconds agent_delay{1000};  // a VM's guest agent answers this long after start
+  std::map<std::string, std::string> tokens;    // "user@realm!id" -> secret
 };
 
 // A decoded API call, after authentication and schema validation.
@@ -69,6 +70,12 @@ class Simulator {
   void route(const std::string& method, const std::string& path_template, Handler h);
   void register_cluster_routes();
   void register_guest_routes(const std::string& type);
+  void register_agent_routes();
+  void register_firewall_routes();
+  // Whether a call that takes the config lock of `vmid` finds it held by another client's
+  // (phantom) task instead, per --lock-rate; the phantom keeps it a little longer than the
+  // caller waits, so the caller times out as on Proxmox.
+  bool inject_lock(int vmid);
   nlohmann::json stats_json() const;
 
   SimOptions opts_;
@@ -82,6 +89,7 @@ class Simulator {
   std::map<std::string, std::size_t> requests_;
   std::size_t faults_injected_ = 0;
   std::size_t drops_injected_ = 0;
+  std::size_t locks_injected_ = 0;
 
   friend class GuestApi;
 };

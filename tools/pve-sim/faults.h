@@ -12,6 +12,7 @@ struct FaultOptions {
   double fail_rate = 0;                  // fraction of requests answered 500/503
   double drop_rate = 0;                  // fraction of connections closed without an answer
   double task_fail_rate = 0;             // fraction of tasks ending with an error exitstatus
+  double lock_rate = 0;  // fraction of guest-locking calls that find the lock held by a phantom
   std::uint64_t seed = 1;
 };
 
@@ -30,6 +31,7 @@ class Faults {
   bool drop_request() { return roll(opts_.drop_rate); }
   bool fail_request() { return roll(opts_.fail_rate); }
   bool fail_task() { return roll(opts_.task_fail_rate); }
+  bool lock_guest() { return roll(opts_.lock_rate); }
   int transient_status() { return roll(0.5) ? 503 : 500; }
 
  private:

@@ -65,7 +65,7 @@ int run(int argc, char** argv) {
   CLI::App app{"pve-sim: a Proxmox VE API simulator"};
   std::string listen = "127.0.0.1", schema_file, state_dir, token_file, cert_file, key_file;
   int port = 8006;
-  int task_ms = 200, lock_wait_ms = 10000, latency_ms = 0;
+  int task_ms = 200, lock_wait_ms = 10000, latency_ms = 0, agent_delay_ms = 1000;
   FaultOptions faults;
   SimOptions opts;
   app.add_option("--listen", listen, "address to listen on");
@@ -83,11 +83,16 @@ int run(int argc, char** argv) {
   app.add_option("--fail-rate", faults.fail_rate, "fraction of requests answered 500/503");
   app.add_option("--drop-rate", faults.drop_rate, "fraction of requests dropped unanswered");
   app.add_option("--task-fail-rate", faults.task_fail_rate, "fraction of tasks that fail");
+  app.add_option("--lock-rate", faults.lock_rate,
+                 "fraction of guest-locking calls that find the guest locked by another task");
+  app.add_option("--agent-delay", agent_delay_ms,
+                 "how long after a VM starts its guest agent answers, ms");
   app.add_option("--seed", faults.seed, "seed of the fault generator");
   CLI11_PARSE(app, argc, argv);
   faults.latency = std::chrono::milliseconds(latency_ms);
   opts.task_duration = std::chrono::milliseconds(task_ms);
   opts.lock_wait = std::chrono::milliseconds(lock_wait_ms);
+  opts.agent_delay = std::chrono::milliseconds(agent_delay_ms);
 
   auto fail = [](const base::Error& e) {
     std::cerr << "pve-sim: error: " << e.describe() << "\n";

@@ -214,6 +214,12 @@ base::Result<Params> parse_property_string(const json& format, std::string_view 
         return die("duplicate key in comma-separated list property: " + k + "\n");
       auto sch = format.find(k);
       if (sch != format.end() && sch->contains("alias")) {
+        // "virtio=BC:24:11:..." sets model=virtio and macaddr=BC:24:11:...
+        if (auto ka = sch->find("keyAlias"); ka != sch->end() && ka->is_string()) {
+          if (res.contains(ka->get<std::string>()))
+            return die("key alias '" + ka->get<std::string>() + "' is already defined\n");
+          res[ka->get<std::string>()] = k;
+        }
         k = (*sch)["alias"].get<std::string>();
         sch = format.find(k);
       }

@@ -1,5 +1,6 @@
 #include "tasks.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -7,8 +8,16 @@ namespace phoenix::pvesim {
 
 bool LockTable::try_acquire(int vmid, std::chrono::milliseconds wait) {
   std::unique_lock lock(mu_);
-  if (!cv_.wait_for(lock, wait, [&] { return !held_.contains(vmid); })) return false;
-  held_.insert(vmid);
+  auto deadline = Clock::now() + wait;
+  for (auto now = Clock::now();; now = Clock::now()) {
+    expire(vmid, now);
+    auto it = held_.find(vmid);
+    if (it == held_.end()) break;
+    if (now >= deadline) return false;
+    auto until = it->second ? std::min(*it->second, deadline) : deadline;
+    cv_.wait_until(lock, until);
+  }
+  held_[vmid] = std::nullopt;
   return true;
 }
 
@@ -22,13 +31,30 @@ void LockTable::release(int vmid) {
 
 bool LockTable::locked(int vmid) const {
   std::lock_guard lock(mu_);
-  return held_.contains(vmid);
+  auto it = held_.find(vmid);
+  return it != held_.end() && (!it->second || *it->second > Clock::now());
 }
 
+bool LockTable::hold_for(int vmid, std::chrono::milliseconds hold) {
+  std::lock_guard lock(mu_);
+  auto now = Clock::now();
+  expire(vmid, now);
+  if (held_.contains(vmid)) return false;
+  held_[vmid] = now + hold;
+  return true;
+}
+
+void LockTable::expire(int vmid, Clock::time_point now) {
+  auto it = held_.find(vmid);
+  if (it != held_.end() && it->second && *it->second <= now) held_.erase(it);
+}
+
+// PVE::LXC::Config and PVE::QemuConfig name their lock files differently; PVE::Tools::lock_file
+// dies with this text when flock does not succeed in time.
 std::string lock_timeout_message(const std::string& type, int vmid) {
-  std::string dir = type == "qemu" ? "qemu-server" : "lxc";
-  return "can't lock file '/run/lock/" + dir + "/pve-config-" + std::to_string(vmid) +
-         ".lock' - got timeout";
+  std::string file = type == "qemu" ? "/var/lock/qemu-server/lock-" + std::to_string(vmid) + ".conf"
+                                    : "/run/lock/lxc/pve-config-" + std::to_string(vmid) + ".lock";
+  return "can't lock file '" + file + "' - got timeout";
 }
 
 nlohmann::json TaskInfo::status_json() const {

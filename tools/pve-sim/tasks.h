@@ -21,14 +21,23 @@ namespace phoenix::pvesim {
 // of a vmid may change that guest; others wait up to a deadline and then fail.
 class LockTable {
  public:
+  using Clock = std::chrono::steady_clock;
+
   bool try_acquire(int vmid, std::chrono::milliseconds wait);
   void release(int vmid);
   bool locked(int vmid) const;
+  // Takes the lock of `vmid` for `hold` on behalf of nobody (another client's task, as far as
+  // callers can tell); it frees itself when the time is up. False when the lock is held already.
+  bool hold_for(int vmid, std::chrono::milliseconds hold);
 
  private:
+  // Drops the entry of `vmid` when it is a hold whose time is up.
+  void expire(int vmid, Clock::time_point now);
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::set<int> held_;
+  // vmid -> until when a phantom holds it; nullopt for a holder that calls release().
+  std::map<int, std::optional<Clock::time_point>> held_;
 };
 
 // The message Proxmox dies with when the config lock of a guest cannot be had in time.
