@@ -101,8 +101,8 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) {
-    return fail(ErrorKind::kTimeout, argv[0] + " did not finish within " +
-                                         std::to_string(timeout.count()) + " ms");
+    return fail(ErrorKind::kTimeout,
+                argv[0] + " did not finish within " + std::to_string(timeout.count()) + " ms");
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;

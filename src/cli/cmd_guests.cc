@@ -16,8 +16,8 @@ using nlohmann::json;
 // The guests a power command acts on: the named ones, with --with-deps also what they depend on
 // (start) or what depends on them (stop); in the order to act.
 std::vector<const model::Guest*> power_order(const model::Estate& e,
-                                             const std::vector<model::GuestId>& ids,
-                                             bool with_deps, bool stopping) {
+                                             const std::vector<model::GuestId>& ids, bool with_deps,
+                                             bool stopping) {
   std::vector<const model::Guest*> out;
   if (!with_deps) {
     for (model::GuestId id : ids) out.push_back(e.guest(id));
@@ -97,8 +97,9 @@ int run_power(const GlobalOptions& g, const PowerOptions& o) {
       auto it = s.inventory.find(guest->id);
       if (it == s.inventory.end()) {
         failed.push_back({{"guest", guest->id},
-                          {"error", guest->label() + " does not exist on Proxmox; create it "
-                                                     "first (phoenix create " +
+                          {"error", guest->label() +
+                                        " does not exist on Proxmox; create it "
+                                        "first (phoenix create " +
                                         std::to_string(guest->id) + ")"}});
         continue;
       }
@@ -108,9 +109,8 @@ int run_power(const GlobalOptions& g, const PowerOptions& o) {
     }
   };
   if (o.action == "stop" || o.action == "restart") {
-    each(true, [&](const model::Guest& guest, const json& seen) {
-      return p.stop(guest, seen, steps);
-    });
+    each(true,
+         [&](const model::Guest& guest, const json& seen) { return p.stop(guest, seen, steps); });
   }
   if (o.action == "restart" && failed.empty() && !g.dry_run) {
     auto again = provision::read_inventory(*s.pve);

@@ -8,6 +8,7 @@
 #include "compile/desired.h"
 #include "model/interpolate.h"
 #include "model/net.h"
+#include "model/raw_lxc.h"
 #include "model/traefik.h"
 
 namespace phoenix::compile {
@@ -565,11 +566,10 @@ class Compiler {
       for (const auto& ft : g.features) feats.push_back(ft.value);
       std::sort(feats.begin(), feats.end());
       f["features"] = feats;
-      if (!g.lxc_options.empty()) {
-        std::vector<std::string> opts;
-        for (const auto& o : g.lxc_options) opts.push_back(o.value);
-        f["lxc_options"] = opts;
-      }
+      // lxc_options and id_maps: raw keys the API cannot set; the host channel writes them.
+      std::vector<std::string> raw;
+      for (const auto& [k, v] : model::raw_lxc_lines(g)) raw.push_back(k + ": " + v);
+      if (!raw.empty()) f["raw_lxc_via_host_channel"] = raw;
       json mps = json::array();
       for (const auto& mp : g.mount_points) {
         mps.push_back(

@@ -24,9 +24,7 @@ std::string id_text(model::GuestId id) { return std::to_string(id); }
 
 bool is_template(const model::Guest& g) { return g.is_template.present && g.is_template.value; }
 
-std::string show(const std::optional<std::string>& v) {
-  return v ? *v : std::string("(unset)");
-}
+std::string show(const std::optional<std::string>& v) { return v ? *v : std::string("(unset)"); }
 
 }  // namespace
 
@@ -61,8 +59,8 @@ base::Result<void> Provisioner::act(std::vector<Step>& steps, const model::Guest
   say(action + " " + who + (detail.empty() ? "" : ": " + detail));
   json answer = PHX_TRY(pve_.call(method, path, params));
   if (answer.is_string() && answer.get<std::string>().starts_with("UPID:")) {
-    auto done = PHX_TRY(pve_.wait_task(answer.get<std::string>(), t_.options.task_deadline,
-                                       t_.options.poll));
+    auto done = PHX_TRY(
+        pve_.wait_task(answer.get<std::string>(), t_.options.task_deadline, t_.options.poll));
     if (!done.ok()) {
       auto log = pve_.get("/nodes/" + done.upid.node + "/tasks/" + done.upid.text + "/log",
                           {{"limit", "1000"}});
@@ -82,8 +80,8 @@ base::Result<void> Provisioner::converge(const model::Guest& g, const json* seen
                                          std::vector<Step>& steps) {
   std::optional<json> fresh;
   for (int attempt = 1;; ++attempt) {
-    auto r = converge_once(g, fresh ? (fresh->is_null() ? nullptr : &*fresh) : seen, firewall,
-                           steps);
+    auto r =
+        converge_once(g, fresh ? (fresh->is_null() ? nullptr : &*fresh) : seen, firewall, steps);
     if (r || t_.options.dry_run || attempt >= t_.options.attempts) return r;
     // What cannot pass by itself is reported at once.
     ErrorKind k = r.error().kind();
@@ -104,10 +102,10 @@ base::Result<void> Provisioner::converge_once(const model::Guest& g, const json*
                                               std::vector<Step>& steps) {
   std::string type = g.is_lxc() ? "lxc" : "qemu";
   if (seen && seen->value("type", "") != type) {
-    return base::fail(ErrorKind::kConflict,
-                      g.label() + ": id " + id_text(g.id) + " is taken by a " +
-                          seen->value("type", std::string("?")) +
-                          " guest on Proxmox; Phoenix does not touch it");
+    return base::fail(ErrorKind::kConflict, g.label() + ": id " + id_text(g.id) +
+                                                " is taken by a " +
+                                                seen->value("type", std::string("?")) +
+                                                " guest on Proxmox; Phoenix does not touch it");
   }
   bool exists = seen != nullptr;
   bool running = exists && seen->value("status", "") == "running";
@@ -134,8 +132,9 @@ base::Result<void> Provisioner::converge_once(const model::Guest& g, const json*
                   guests, pveconf::vm_create_params(g, t_.vm)));
     } else {
       return base::fail(ErrorKind::kInvalidInput,
-                        g.label() + " has neither clone_from_vmid nor template_image: Phoenix "
-                                    "cannot tell what to build it from");
+                        g.label() +
+                            " has neither clone_from_vmid nor template_image: Phoenix "
+                            "cannot tell what to build it from");
     }
     // A dry run stops here: the rest depends on what Proxmox made.
     if (t_.options.dry_run) {
@@ -153,15 +152,14 @@ base::Result<void> Provisioner::converge_once(const model::Guest& g, const json*
 
   // configure (a template is frozen: Proxmox keeps it as it was converted)
   if (!templated) {
-    proxmox::Params want =
-        g.is_lxc() ? pveconf::lxc_config(g) : pveconf::vm_config(g, t_.vm);
+    proxmox::Params want = g.is_lxc() ? pveconf::lxc_config(g) : pveconf::vm_config(g, t_.vm);
     auto update = pveconf::config_update(
         g.is_lxc() ? pveconf::GuestType::kLxc : pveconf::GuestType::kQemu, want, config);
     if (!update.empty()) {
       std::vector<std::string> what;
       for (const auto& c : update.changes) {
-        what.push_back(c.key == "sshkeys" ? "sshkeys" : c.key + ": " + show(c.before) + " → " +
-                                                            show(c.after));
+        what.push_back(c.key == "sshkeys" ? "sshkeys"
+                                          : c.key + ": " + show(c.before) + " → " + show(c.after));
       }
       PHX_TRY(act(steps, &g, "configure", base::join(what, "; "), Method::kPut, b + "/config",
                   update.params()));
@@ -223,32 +221,33 @@ base::Result<void> Provisioner::raw_keys(const model::Guest& g, const json& conf
   std::string path = "/etc/pve/lxc/" + id_text(g.id) + ".conf";
   std::vector<std::string> keys;
   for (const auto& [k, v] : want) keys.push_back(k + ": " + v);
-  steps.push_back({g.id, "raw lxc keys", (keys.empty() ? "remove all" : base::join(keys, "; ")) +
-                                             " (through the host channel)"});
+  steps.push_back(
+      {g.id, "raw lxc keys",
+       (keys.empty() ? "remove all" : base::join(keys, "; ")) + " (through the host channel)"});
   if (t_.options.dry_run) return {};
   if (!t_.host) {
     return base::fail(ErrorKind::kInvalidInput,
-                      g.label() + " has lxc_options or id_maps, which the Proxmox API cannot "
-                                  "set; give proxmox_api a host channel (host_ssh, or host_root "
-                                  "when Phoenix runs on the node)");
+                      g.label() +
+                          " has lxc_options or id_maps, which the Proxmox API cannot "
+                          "set; give proxmox_api a host channel (host_ssh, or host_root "
+                          "when Phoenix runs on the node)");
   }
   say("raw lxc keys " + g.label() + " through " + t_.host->describe());
   auto text = t_.host->read_file(path);
   if (!text) {
-    return base::fail(text.error().kind(),
-                      g.label() + ": reading " + path + " through the host channel (" +
-                          t_.host->describe() + "): " + text.error().message());
+    return base::fail(text.error().kind(), g.label() + ": reading " + path +
+                                               " through the host channel (" + t_.host->describe() +
+                                               "): " + text.error().message());
   }
   auto written = t_.host->write_file(path, pveconf::with_raw_lxc(*text, want));
   if (!written) {
-    return base::fail(written.error().kind(), g.label() + ": writing " + path + ": " +
-                                                  written.error().message());
+    return base::fail(written.error().kind(),
+                      g.label() + ": writing " + path + ": " + written.error().message());
   }
   return {};
 }
 
-base::Result<void> Provisioner::converge_firewall(const std::string& fw_base,
-                                                  const model::Guest* g,
+base::Result<void> Provisioner::converge_firewall(const std::string& fw_base, const model::Guest* g,
                                                   const compile::FirewallRuleset& firewall,
                                                   std::vector<Step>& steps) {
   json options = PHX_TRY(pve_.get(fw_base + "/options"));
@@ -258,7 +257,7 @@ base::Result<void> Provisioner::converge_firewall(const std::string& fw_base,
   for (const pveconf::FwOp& op : ops) {
     bool first = true;
     for (const pveconf::FwCall& c : pveconf::calls(op)) {
-      Method m = c.method == "POST" ? Method::kPost
+      Method m = c.method == "POST"  ? Method::kPost
                  : c.method == "PUT" ? Method::kPut
                                      : Method::kDelete;
       // One step per operation, however many requests it takes.
@@ -290,8 +289,8 @@ base::Result<void> Provisioner::converge_firewall_of(const model::Guest& g,
   return converge_firewall(base(g) + "/firewall", &g, firewall, steps);
 }
 
-base::Result<void> Provisioner::converge_cluster_firewall(
-    const compile::FirewallRuleset& firewall, std::vector<Step>& steps) {
+base::Result<void> Provisioner::converge_cluster_firewall(const compile::FirewallRuleset& firewall,
+                                                          std::vector<Step>& steps) {
   return converge_firewall("/cluster/firewall", nullptr, firewall, steps);
 }
 
@@ -336,8 +335,7 @@ base::Result<void> Provisioner::stop(const model::Guest& g, const json& seen,
 base::Result<void> Provisioner::destroy(const model::Guest& g, const json& seen, bool purge,
                                         std::vector<Step>& steps) {
   if (seen.value("status", "") == "running") {
-    PHX_TRY(act(steps, &g, "stop", "before deletion", Method::kPost, base(g) + "/status/stop",
-                {}));
+    PHX_TRY(act(steps, &g, "stop", "before deletion", Method::kPost, base(g) + "/status/stop", {}));
   }
   proxmox::Params p;
   if (purge) {
@@ -370,8 +368,8 @@ base::Result<std::vector<std::string>> Provisioner::drift(const model::Guest& g)
   if (config.contains(disk)) {
     auto have = pveconf::disk_size_gb(pveconf::config_text(config[disk]));
     if (have && *have != want_gb) {
-      out.push_back(disk + ": " + std::to_string(*have) + " GiB, want " +
-                    std::to_string(want_gb) + (*have > want_gb ? " (cannot shrink)" : ""));
+      out.push_back(disk + ": " + std::to_string(*have) + " GiB, want " + std::to_string(want_gb) +
+                    (*have > want_gb ? " (cannot shrink)" : ""));
     }
   }
   if (g.is_lxc() && pveconf::raw_lxc_lines(g) != pveconf::raw_lxc_from_api(config)) {
@@ -395,8 +393,8 @@ base::Result<plan::ObservedResource> Provisioner::observe_guest(const model::Gue
   return r;
 }
 
-base::Result<plan::ObservedResource> Provisioner::observe_firewall(
-    const model::Guest* g, const json& desired_fields) {
+base::Result<plan::ObservedResource> Provisioner::observe_firewall(const model::Guest* g,
+                                                                   const json& desired_fields) {
   std::string fw = g ? base(*g) + "/firewall" : std::string("/cluster/firewall");
   json options = PHX_TRY(pve_.get(fw + "/options"));
   json rules = PHX_TRY(pve_.get(fw + "/rules"));
@@ -475,8 +473,8 @@ std::map<model::GuestId, base::Result<void>> run_in_order(
       for (model::GuestId d : needs(*g)) {
         auto it = results.find(d);
         if (it != results.end() && !it->second) {
-          blocked = base::Error(ErrorKind::kConflict,
-                                "not attempted: " + std::to_string(d) + " failed");
+          blocked =
+              base::Error(ErrorKind::kConflict, "not attempted: " + std::to_string(d) + " failed");
         }
       }
       base::Result<void> r;

@@ -68,7 +68,7 @@ class SourceLocks {
 struct Target {
   std::string node;
   pveconf::VmContext vm;
-  host::HostChannel* host = nullptr;  // raw lxc keys; nullptr: none configured
+  host::HostChannel* host = nullptr;   // raw lxc keys; nullptr: none configured
   SourceLocks* clone_locks = nullptr;  // shared between parallel provisioners
   Options options;
   std::function<void(const std::string&)> progress;  // "clone LXC 102 (Traefik)"; may be empty

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/estate.h"
+#include "model/raw_lxc.h"
 
 namespace phoenix::pveconf {
 
@@ -33,13 +34,8 @@ std::int64_t lxc_rootfs_gb(const model::Guest& lxc);
 
 // ---- raw lxc.* keys, which only the node's config file takes ----------------------------------
 
-using RawLines = std::vector<std::pair<std::string, std::string>>;
-
-// The raw keys of an LXC, in order: its lxc_options ("lxc.apparmor.profile=unconfined" becomes
-// {"lxc.apparmor.profile", "unconfined"}), then, when it has id_maps, the complete lxc.idmap
-// set: the estate's maps, with the ranges around them mapped the unprivileged way (container id
-// N to host 100000 + N), since an incomplete map leaves the container unable to start.
-RawLines raw_lxc_lines(const model::Guest& lxc);
+using RawLines = model::RawLxcLines;
+using model::raw_lxc_lines;  // model/raw_lxc.h
 
 // The raw keys as GET .../config reports them: "lxc": [["lxc.idmap", "u 0 100000 65536"], ...].
 RawLines raw_lxc_from_api(const nlohmann::json& config);

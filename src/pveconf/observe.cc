@@ -115,21 +115,11 @@ json observed_guest_fields(const model::Guest& g, const json& desired, const jso
     }
     f["unprivileged"] = int_of(config, "unprivileged", 0) == 1;
     f["gpus"] = gpus(config);
-    std::vector<std::string> opts;
-    for (const auto& [k, v] : raw_lxc_from_api(config)) {
-      if (k == "lxc.idmap") continue;
-      // In the estate's spelling where it says the same.
-      std::string text = k + "=" + v;
-      for (const auto& o : g.lxc_options) {
-        auto sep = o.value.find_first_of("=:");
-        if (sep != std::string::npos && base::trim(o.value.substr(0, sep)) == k &&
-            base::trim(o.value.substr(sep + 1)) == v) {
-          text = o.value;
-        }
-      }
-      opts.push_back(text);
+    std::vector<std::string> raw;
+    for (const auto& [k, v] : raw_lxc_from_api(config)) raw.push_back(k + ": " + v);
+    if (!raw.empty() || desired.contains("raw_lxc_via_host_channel")) {
+      f["raw_lxc_via_host_channel"] = raw;
     }
-    if (!opts.empty() || desired.contains("lxc_options")) f["lxc_options"] = opts;
     json mps = json::array();
     for (const auto& [n, spec] : indexed(config, "mp")) {
       auto p = parse_property_string(spec, "volume");

@@ -53,9 +53,9 @@ class SshHost final : public HostChannel {
 
   base::Result<void> write_file(const std::string& path, std::string_view content) override {
     std::string tmp = path + ".phoenix-tmp";
-    auto r = PHX_TRY(run("cat > " + shell_quote(tmp) + " && mv -f " + shell_quote(tmp) + " " +
-                             shell_quote(path),
-                         std::string(content)));
+    auto r = PHX_TRY(
+        run("cat > " + shell_quote(tmp) + " && mv -f " + shell_quote(tmp) + " " + shell_quote(path),
+            std::string(content)));
     if (!r.ok()) return std::unexpected(failure("writing " + path, r));
     return {};
   }
@@ -64,16 +64,16 @@ class SshHost final : public HostChannel {
 
  private:
   base::Result<base::ProcessResult> run(const std::string& remote, const std::string& input) {
-    return base::run_process({"ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                              "--", target_, remote},
-                             input, std::chrono::seconds(60));
+    return base::run_process(
+        {"ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "--", target_, remote},
+        input, std::chrono::seconds(60));
   }
   base::Error failure(const std::string& what, const base::ProcessResult& r) const {
     std::string err = r.err;
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    return base::Error(r.exit_code == 255 ? base::ErrorKind::kTransient : base::ErrorKind::kInternal,
-                       what + " on " + target_ + " failed (exit " + std::to_string(r.exit_code) +
-                           "): " + err);
+    return base::Error(
+        r.exit_code == 255 ? base::ErrorKind::kTransient : base::ErrorKind::kInternal,
+        what + " on " + target_ + " failed (exit " + std::to_string(r.exit_code) + "): " + err);
   }
   std::string target_;
 };
