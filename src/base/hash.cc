@@ -4,10 +4,12 @@
 
 namespace phoenix::base {
 
-std::string sha256_hex(std::string_view data) {
+namespace {
+
+std::string digest_hex(std::string_view data, const EVP_MD* md) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), digest, &len, md, nullptr);
   static const char* kHex = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
@@ -17,5 +19,11 @@ std::string sha256_hex(std::string_view data) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) { return digest_hex(data, EVP_sha256()); }
+
+std::string sha1_hex(std::string_view data) { return digest_hex(data, EVP_sha1()); }
 
 }  // namespace phoenix::base

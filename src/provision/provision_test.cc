@@ -20,8 +20,7 @@ model::Guest guest(model::GuestId id, std::vector<model::GuestId> deps = {},
 
 TEST(Provision, CreationOrderPutsDependenciesAndCloneSourcesFirst) {
   model::Estate e;
-  e.guests = {guest(1002, {1001}, 9000), guest(1001, {103}, 9000), guest(9000),
-              guest(103)};
+  e.guests = {guest(1002, {1001}, 9000), guest(1001, {103}, 9000), guest(9000), guest(103)};
   e.reindex();
   std::vector<model::GuestId> ids;
   for (const model::Guest* g : creation_order(e, {1002})) ids.push_back(g->id);

@@ -1,7 +1,6 @@
 // pve-sim's guests over HTTPS: the Proxmox config file with its raw lxc.* lines, disk sizes and
 // resizing, snapshots, deletion, the QEMU guest agent and injected lock contention.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/hash.h"
 #include "sim_process.h"
 
 namespace phoenix::pvesim::testing {
@@ -48,18 +48,7 @@ std::string read(const fs::path& file) {
   return s.str();
 }
 
-std::string sha1_hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr);
-  std::string out;
-  char hex[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(hex, sizeof hex, "%02x", md[i]);
-    out += hex;
-  }
-  return out;
-}
+using base::sha1_hex;
 
 TEST(PveSimGuest, ConfigFileKeepsRawLxcLines) {
   SimProcess sim;

@@ -1,7 +1,5 @@
 #include "conf.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <regex>
@@ -11,19 +9,6 @@
 namespace phoenix::pvesim {
 
 using nlohmann::json;
-
-std::string sha1_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr);
-  std::string out;
-  char hex[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(hex, sizeof hex, "%02x", md[i]);
-    out += hex;
-  }
-  return out;
-}
 
 RawLines parse_raw_lxc(std::string_view text) {
   static const std::regex section(R"(^\[[a-zA-Z0-9\-_]+\]\s*$)");

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/hash.h"
+
 namespace phoenix::pvesim {
 
 struct Guest;
@@ -18,8 +20,7 @@ struct Guest;
 // are written into the file directly, and GET .../config lists them as "lxc".
 using RawLines = std::vector<std::pair<std::string, std::string>>;
 
-// Lower-case hex SHA-1, as Proxmox's config digests are.
-std::string sha1_hex(std::string_view data);
+using base::sha1_hex;
 
 // The lxc.* lines of the file's main section (before the first [snapshot] section), read the way
 // PVE::LXC::Config::parse_pct_config reads them: "lxc.key: value" or "lxc.key = value".

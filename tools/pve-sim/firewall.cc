@@ -42,6 +42,19 @@ std::string digest_of(const std::map<std::string, std::string>& options) {
   return digest_of(std::vector<Rule>{options});
 }
 
+// The {pos} of a rule request, after its digest (when given) was checked: the rule's index, or
+// Proxmox's error.
+std::variant<std::size_t, ApiResponse> existing_rule(const FwConf& fw, const Params& params) {
+  if (auto d = params.find("digest"); d != params.end() && d->second != digest_of(fw.rules)) {
+    return ApiResponse::error(500, kModified);
+  }
+  std::size_t pos = std::stoul(params.at("pos"));
+  if (pos >= fw.rules.size()) {
+    return ApiResponse::error(500, "no rule at position " + params.at("pos"));
+  }
+  return pos;
+}
+
 json rule_json(const Rule& rule, std::size_t pos, const std::string& digest) {
   json j = json::object();
   for (const auto& [k, v] : rule) {
@@ -307,16 +320,12 @@ void Simulator::register_firewall_routes() {
       auto where = scope(req);
       if (auto* r = std::get_if<ApiResponse>(&where)) return *r;
       return edit(std::get<std::string>(where), [&](FwConf& fw, ApiResponse& r) {
-        if (auto d = req.params.find("digest");
-            d != req.params.end() && d->second != digest_of(fw.rules)) {
-          r = ApiResponse::error(500, kModified);
+        auto found = existing_rule(fw, req.params);
+        if (auto* e = std::get_if<ApiResponse>(&found)) {
+          r = *e;
           return false;
         }
-        std::size_t pos = std::stoul(req.params.at("pos"));
-        if (pos >= fw.rules.size()) {
-          r = ApiResponse::error(500, "no rule at position " + req.params.at("pos"));
-          return false;
-        }
+        std::size_t pos = std::get<std::size_t>(found);
         if (auto m = req.params.find("moveto"); m != req.params.end()) {
           std::size_t moveto = std::stoul(m->second);
           if (moveto == pos) return true;
@@ -364,16 +373,12 @@ void Simulator::register_firewall_routes() {
       auto where = scope(req);
       if (auto* r = std::get_if<ApiResponse>(&where)) return *r;
       return edit(std::get<std::string>(where), [&](FwConf& fw, ApiResponse& r) {
-        if (auto d = req.params.find("digest");
-            d != req.params.end() && d->second != digest_of(fw.rules)) {
-          r = ApiResponse::error(500, kModified);
+        auto found = existing_rule(fw, req.params);
+        if (auto* e = std::get_if<ApiResponse>(&found)) {
+          r = *e;
           return false;
         }
-        std::size_t pos = std::stoul(req.params.at("pos"));
-        if (pos >= fw.rules.size()) {
-          r = ApiResponse::error(500, "no rule at position " + req.params.at("pos"));
-          return false;
-        }
+        std::size_t pos = std::get<std::size_t>(found);
         fw.rules.erase(fw.rules.begin() + static_cast<std::ptrdiff_t>(pos));
         return true;
       });
