@@ -106,7 +106,7 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
     } else {
       std::cout << "create: " << (g.dry_run ? "would take " : "took ") << steps.size()
                 << (steps.size() == 1 ? " step\n" : " steps\n");
-      print_steps(g, e, steps);
+      print_steps(e, steps);
     }
     for (const auto& f : failed) {
       print_error(g, e.guest(f["guest"].get<model::GuestId>())->label() + ": " +

@@ -65,7 +65,7 @@ int finish(const GlobalOptions& g, const GuestSession& s, const std::string& com
     } else {
       std::cout << command << ": " << (g.dry_run ? "would take " : "took ") << steps.size()
                 << (steps.size() == 1 ? " step\n" : " steps\n");
-      print_steps(g, s.estate(), steps);
+      print_steps(s.estate(), steps);
     }
     for (const json& f : failed) print_error(g, f["error"].get<std::string>());
   }

@@ -198,9 +198,7 @@ std::variant<GuestSession, int> open_guest_session(const GlobalOptions& g,
   return s;
 }
 
-void print_steps(const GlobalOptions& g, const model::Estate& e,
-                 const std::vector<provision::Step>& steps) {
-  (void)g;
+void print_steps(const model::Estate& e, const std::vector<provision::Step>& steps) {
   for (const provision::Step& s : steps) {
     const model::Guest* guest = s.guest ? e.guest(s.guest) : nullptr;
     std::cout << "  " << s.action << " " << (guest ? guest->label() : std::string("cluster"));

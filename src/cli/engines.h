@@ -72,8 +72,7 @@ std::variant<GuestSession, int> open_guest_session(const GlobalOptions& g,
                                                    const std::vector<std::string>& ids);
 
 // Steps for people ("  create LXC 101 (Nginx): from debian-12") and as JSON.
-void print_steps(const GlobalOptions& g, const model::Estate& estate,
-                 const std::vector<provision::Step>& steps);
+void print_steps(const model::Estate& estate, const std::vector<provision::Step>& steps);
 nlohmann::json steps_json(const std::vector<provision::Step>& steps);
 // Request counts of one or more clients, for --output json.
 nlohmann::json requests_json(const std::vector<const proxmox::Pve*>& clients);
