@@ -13,39 +13,27 @@ namespace {
 
 using nlohmann::json;
 
-// The guests a power command acts on: the named ones, with --with-deps also what they depend on
-// (start) or what depends on them (stop); in the order to act.
+// The guests a power command acts on, in the order to act: the named ones, with --with-deps also
+// what they depend on (start) or, transitively, what depends on them (stop); dependencies first
+// when starting, dependents first when stopping.
 std::vector<const model::Guest*> power_order(const model::Estate& e,
                                              const std::vector<model::GuestId>& ids, bool with_deps,
                                              bool stopping) {
-  std::vector<const model::Guest*> out;
-  if (!with_deps) {
-    for (model::GuestId id : ids) out.push_back(e.guest(id));
-  } else if (!stopping) {
-    out = provision::creation_order(e, ids);
-  } else {
-    // Everything that depends on the named guests, found transitively, dependents first.
-    std::set<model::GuestId> wanted(ids.begin(), ids.end());
-    for (bool grew = true; grew;) {
-      grew = false;
-      for (model::GuestId id : std::vector<model::GuestId>(wanted.begin(), wanted.end())) {
-        for (const model::Guest* d : provision::dependents(e, id)) {
-          grew |= wanted.insert(d->id).second;
-        }
+  std::set<model::GuestId> wanted(ids.begin(), ids.end());
+  if (with_deps && !stopping) {
+    for (const model::Guest* g : provision::creation_order(e, ids)) wanted.insert(g->id);
+  }
+  for (bool grew = with_deps && stopping; grew;) {
+    grew = false;
+    for (model::GuestId id : std::vector<model::GuestId>(wanted.begin(), wanted.end())) {
+      for (const model::Guest* d : provision::dependents(e, id)) {
+        grew |= wanted.insert(d->id).second;
       }
     }
-    std::vector<model::GuestId> all(wanted.begin(), wanted.end());
-    out = provision::creation_order(e, all);
-    std::erase_if(out, [&](const model::Guest* g) { return !wanted.contains(g->id); });
   }
-  if (stopping && !with_deps) {
-    // The named guests, dependents of each other first.
-    std::vector<const model::Guest*> ordered = provision::creation_order(e, ids);
-    std::erase_if(ordered, [&](const model::Guest* g) {
-      return std::find(ids.begin(), ids.end(), g->id) == ids.end();
-    });
-    out = ordered;
-  }
+  std::vector<const model::Guest*> out =
+      provision::creation_order(e, std::vector<model::GuestId>(wanted.begin(), wanted.end()));
+  std::erase_if(out, [&](const model::Guest* g) { return !wanted.contains(g->id); });
   if (stopping) std::reverse(out.begin(), out.end());
   return out;
 }
