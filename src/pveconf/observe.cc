@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 #include "base/strings.h"
 #include "pveconf/config.h"
@@ -67,12 +66,15 @@ json network(const model::Guest& g, const json& desired, const json& config) {
 }
 
 std::vector<int> gpus(const json& config) {
-  static const std::regex nvidia(R"(^/dev/nvidia(\d+)$)");
+  constexpr std::string_view kPrefix = "/dev/nvidia";
   std::vector<int> out;
   for (const auto& [n, spec] : indexed(config, "dev")) {
     std::string path = parse_property_string(spec, "path")["path"];
-    std::smatch m;
-    if (std::regex_match(path, m, nvidia)) out.push_back(std::stoi(m[1]));
+    if (!path.starts_with(kPrefix)) continue;
+    // /dev/nvidia<N>, not nvidiactl or nvidia-uvm.
+    if (auto gpu = base::parse_uint(std::string_view(path).substr(kPrefix.size()))) {
+      out.push_back(static_cast<int>(*gpu));
+    }
   }
   return out;
 }
