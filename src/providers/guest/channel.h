@@ -1,0 +1,48 @@
+#pragma once
+
+// Files and commands inside a guest: what delivery (certificates, DNS records, the Traefik and
+// Nginx configuration) and the guest features need. Production reaches an LXC through the node
+// (`pct push` / `pct exec`) and a VM through its guest agent; tests and the lab use the local
+// channel, whose files live below a directory that stands for the guest's root and whose
+// commands run on this machine. Every command is an argument vector, never shell text.
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "base/process.h"
+
+namespace phoenix::guest {
+
+// Who owns a delivered file, and its mode (0600 for keys).
+struct FileSpec {
+  std::string owner = "root";
+  std::string group = "root";
+  unsigned mode = 0644;
+};
+
+class GuestChannel {
+ public:
+  virtual ~GuestChannel() = default;
+  // The file's content; kNotFound when it does not exist.
+  virtual base::Result<std::string> read_file(const std::string& path) = 0;
+  // Replaces the file atomically (written beside it, then renamed), with its owner and mode;
+  // missing parent directories are created.
+  virtual base::Result<void> write_file(const std::string& path, std::string_view content,
+                                        const FileSpec& spec) = 0;
+  // Removes the file; a missing file is not an error.
+  virtual base::Result<void> remove_file(const std::string& path) = 0;
+  // Runs a program in the guest; fails only when it cannot be run (its exit code is in the
+  // result).
+  virtual base::Result<base::ProcessResult> run(const std::vector<std::string>& argv,
+                                                std::string_view input = {}) = 0;
+  virtual std::string describe() const = 0;  // "LXC 101 through pct", "local /tmp/lab/101"
+};
+
+// Files below `root` (a path in the guest, "/etc/x", is `root`/etc/x); commands run here as
+// given. Owners are set when running as root, and must then exist.
+std::unique_ptr<GuestChannel> local_guest(std::string root);
+
+}  // namespace phoenix::guest
