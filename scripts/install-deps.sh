@@ -15,6 +15,8 @@ packages=(
   libcpp-httplib-dev
   # real tools the tests drive
   nginx-light dnsmasq-base openssl
+  # dig, the DNS queries of the delivery tests (tests/e2e/deliver_test.py)
+  bind9-dnsutils
   python3 python3-jsonschema python3-yaml
   # the Docker test environment (scripts/docker-env.sh, tests/tools/netns_engine.py): the engine,
   # the test image's root filesystem (no image can be pulled), network namespaces and nsenter

@@ -81,4 +81,11 @@ int run_delete(const GlobalOptions& g, const DeleteOptions& o);
 // The cluster's and every existing guest's firewall, reconciled rule by rule.
 int run_sync_firewall(const GlobalOptions& g);
 
+// The dnsmasq records file on the host, reloaded; rolled back when the reload fails
+// (cmd_deliver.cc, deliver/). Exit 0 done or no change, 1 invalid input, 2 failed.
+int run_sync_dns(const GlobalOptions& g);
+// Traefik's static and dynamic configuration in its guest (restarted only when the static one
+// changed), then the Nginx gateway's site, tested and reloaded; rolled back on failure.
+int run_sync_gateways(const GlobalOptions& g);
+
 }  // namespace phoenix::cli

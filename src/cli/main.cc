@@ -101,6 +101,14 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(1, 86400));
   }
 
+  auto* sync_dns = sync->add_subcommand(
+      "dns",
+      "write the DNS records file on the host and reload the DNS server (rolled back "
+      "if the reload fails)");
+  auto* sync_gateways = sync->add_subcommand(
+      "gateways",
+      "deliver Traefik's configuration and the Nginx gateway's site into their "
+      "guests, test and reload (rolled back on failure)");
   auto* sync_firewall = sync->add_subcommand(
       "firewall", "reconcile the cluster's and every existing guest's firewall rule by rule");
 
@@ -163,6 +171,8 @@ int run(int argc, char** argv) {
     }
   }
   if (*sync_firewall) return phoenix::cli::run_sync_firewall(g);
+  if (*sync_dns) return phoenix::cli::run_sync_dns(g);
+  if (*sync_gateways) return phoenix::cli::run_sync_gateways(g);
   if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);
   return phoenix::cli::kExitInvalid;
 }

@@ -155,8 +155,18 @@ class Loader {
     return model::GuestRef{static_cast<GuestId>(*id), v.loc()};
   }
 
+  // A command as a list of words; present (with its location) even when written as [].
+  static void read_argv(ObjectReader& r, std::string_view key, model::Argv& out) {
+    if (const Node* v = r.node().find(key); v && !v->is_null()) {
+      out.present = true;
+      out.loc = v->loc();
+    }
+    r.str_list(key, out.args);
+  }
+
   void read_common_guest(ObjectReader& r, Guest& g) {
     r.str("name", g.name);
+    r.str("local_root", g.local_root);
     r.boolean("is_template", g.is_template);
     r.str("template_snapshot_name", g.template_snapshot_name);
     r.integer("memory_mb", g.memory_mb, 16, 16 * 1024 * 1024);
@@ -368,7 +378,16 @@ class Loader {
       d.str_list("upstream_servers", dns.upstream_servers);
       d.str_list("authoritative_zones", dns.authoritative_zones);
       d.str("records_file", dns.records_file);
-      d.str_list("reload", dns.reload);
+      read_argv(d, "reload", dns.reload);
+    });
+    r.object("nginx_gateway", [&](ObjectReader& n) {
+      p.nginx_gateway.present = true;
+      read_argv(n, "test", p.nginx_gateway.test);
+      read_argv(n, "reload", p.nginx_gateway.reload);
+    });
+    r.object("traefik", [&](ObjectReader& t) {
+      p.traefik.present = true;
+      read_argv(t, "restart", p.traefik.restart);
     });
     r.object("step_ca", [&](ObjectReader& s) {
       model::StepCa& ca = p.step_ca;

@@ -50,6 +50,13 @@ struct GuestRef {
   SourceLoc loc;
 };
 
+// A command as an argument vector, never shell text: ["systemctl", "reload", "nginx"].
+struct Argv {
+  bool present = false;
+  SourceLoc loc;  // the list as written
+  std::vector<Val<std::string>> args;
+};
+
 struct FirewallRule {
   SourceLoc loc;
   Val<std::string> type;    // in | out
@@ -201,6 +208,12 @@ struct Guest {
   // (a lab, or a local socket). Files not given here fall back to the platform's docker_api.
   DockerApi docker_api;
 
+  // Both: files delivered into the guest go below this directory of the machine Phoenix runs
+  // on, which stands for the guest's `/`, and the guest's commands (reloads, tests) run on that
+  // machine as written: the local channel, for labs and tests until Phoenix reaches guests
+  // through `pct` and the guest agent.
+  Val<std::string> local_root;
+
   // Both: raw sections kept for later stages.
   base::Node volumes;
   base::Node snapshots;
@@ -276,8 +289,21 @@ struct DnsServer {
   Val<bool> enabled;
   std::vector<Val<std::string>> upstream_servers;
   std::vector<Val<std::string>> authoritative_zones;
-  Val<std::string> records_file;
-  std::vector<Val<std::string>> reload;  // argv
+  Val<std::string> records_file;  // on the host; default /etc/dnsmasq.d/00-phoenix-internal.conf
+  Argv reload;                    // default systemctl restart dnsmasq
+};
+
+// nginx_gateway: how the gateway guest's nginx checks and loads its configuration.
+struct NginxGatewaySettings {
+  bool present = false;
+  Argv test;    // default nginx -t
+  Argv reload;  // default systemctl reload nginx
+};
+
+// traefik: how the Traefik guest restarts Traefik (after its static configuration changed).
+struct TraefikSettings {
+  bool present = false;
+  Argv restart;  // default systemctl restart traefik
 };
 
 struct StepCa {
@@ -330,6 +356,8 @@ struct Platform {
   GlobalFirewall firewall;
   PortainerApi portainer_api;
   DnsServer dns_server;
+  NginxGatewaySettings nginx_gateway;
+  TraefikSettings traefik;
   StepCa step_ca;
   ProxmoxApi proxmox_api;
   DockerApi docker_api;

@@ -44,6 +44,7 @@ class Validator {
     check_swarm();
     check_stacks();
     check_routes();
+    check_delivery();
   }
 
  private:
@@ -988,6 +989,65 @@ class Validator {
     SourceLoc loc;
     std::string stack;  // empty for the file provider
   };
+
+  // ---- delivery (sync dns, sync gateways) ---------------------------------------------------
+
+  // A command is a non-empty list of words; one word with spaces is shell text, which Phoenix
+  // never runs.
+  void check_argv(const model::Argv& argv, std::string_view what, std::string_view example) {
+    if (!argv.present) return;
+    std::string hint = "write the command as a list of words, e.g. " + std::string(example);
+    if (argv.args.empty() || argv.args.front().value.empty()) {
+      d_.error("bad-command", argv.loc, std::string(what) + " is an empty command", hint);
+      return;
+    }
+    const Val<std::string>& program = argv.args.front();
+    if (program.value.find_first_of(" \t\n") != std::string::npos) {
+      d_.error("bad-command", program.loc,
+               std::string(what) + " names the program \"" + program.value +
+                   "\"; Phoenix runs commands without a shell",
+               "split it into words: " + std::string(example));
+    }
+  }
+
+  void check_absolute(const Val<std::string>& path, std::string_view what, std::string_view hint) {
+    if (path.present && !path.value.starts_with('/')) {
+      d_.error("bad-path", path.loc,
+               std::string(what) + " \"" + path.value + "\" is not an absolute path",
+               std::string(hint));
+    }
+  }
+
+  void check_delivery() {
+    const model::Platform& p = e_.platform;
+    const model::DnsServer& dns = p.dns_server;
+    check_absolute(dns.records_file, "dns_server.records_file",
+                   "write the path on the host, e.g. /etc/dnsmasq.d/00-phoenix-internal.conf");
+    check_argv(dns.reload, "dns_server.reload", R"(["systemctl", "restart", "dnsmasq"])");
+    // dnsmasq reads address= lines only when it starts: SIGHUP (what `systemctl reload` sends
+    // it) re-reads hosts files, never configuration files.
+    std::vector<std::string> words;
+    for (const auto& a : dns.reload.args) words.push_back(a.value);
+    bool sighup = words == std::vector<std::string>{"systemctl", "reload", "dnsmasq"} ||
+                  words == std::vector<std::string>{"systemctl", "reload", "dnsmasq.service"} ||
+                  words == std::vector<std::string>{"service", "dnsmasq", "reload"};
+    if (sighup) {
+      d_.warning("dns-reload-sighup", dns.reload.loc,
+                 "dns_server.reload signals dnsmasq (SIGHUP), which does not re-read the "
+                 "address= records of its configuration files",
+                 R"(restart it instead: ["systemctl", "restart", "dnsmasq"])");
+    }
+    check_argv(p.nginx_gateway.test, "nginx_gateway.test", R"(["nginx", "-t"])");
+    check_argv(p.nginx_gateway.reload, "nginx_gateway.reload",
+               R"(["systemctl", "reload", "nginx"])");
+    check_argv(p.traefik.restart, "traefik.restart", R"(["systemctl", "restart", "traefik"])");
+    for (const Guest& g : e_.guests) {
+      check_absolute(g.local_root, g.label() + " local_root",
+                     "write the directory that stands for the guest's /, e.g. "
+                     "/var/lib/lxc/" +
+                         std::to_string(g.id) + "/rootfs");
+    }
+  }
 
   void check_routes() {
     std::map<std::string, NameOwner> routers, services;

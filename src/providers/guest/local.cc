@@ -39,9 +39,9 @@ class LocalGuest final : public GuestChannel {
       const passwd* pw = ::getpwnam(spec.owner.c_str());
       const group* gr = ::getgrnam(spec.group.c_str());
       if (!pw || !gr) {
-        return base::fail(base::ErrorKind::kInvalidInput,
-                          "cannot give " + p.string() + " to " + spec.owner + ":" + spec.group +
-                              ": no such user or group here");
+        return base::fail(base::ErrorKind::kInvalidInput, "cannot give " + p.string() + " to " +
+                                                              spec.owner + ":" + spec.group +
+                                                              ": no such user or group here");
       }
       if (::chown(p.c_str(), pw->pw_uid, gr->gr_gid) != 0) {
         return base::fail(base::ErrorKind::kPermission, "cannot chown " + p.string());

@@ -1,0 +1,196 @@
+// phoenix sync dns | sync gateways: the DNS records on the host, Traefik's configuration and the
+// Nginx gateway's site in their guests, delivered and loaded (deliver/).
+//
+// Channels, for now: the host is reached locally, below proxmox_api.host_root (default /); a
+// guest through its `local_root`, a directory of this machine that stands for the guest's /,
+// with the guest's commands run on this machine. That is what labs and tests use; the pct and
+// guest-agent channels come later, and until then a guest without local_root is an error.
+
+#include <iostream>
+#include <memory>
+#include <utility>
+#include <variant>
+
+#include "cli/commands.h"
+#include "compile/desired.h"
+#include "deliver/deliver.h"
+#include "deliver/targets.h"
+#include "providers/guest/channel.h"
+
+namespace phoenix::cli {
+namespace {
+
+using nlohmann::json;
+
+struct Outcome {
+  std::string title;  // "dns on the host", "gateway in LXC 101 (Nginx-Phoenix)"
+  std::optional<model::GuestId> guest;
+  deliver::Report report;
+};
+
+base::Result<std::unique_ptr<guest::GuestChannel>> host_channel(const model::Estate& e) {
+  const model::ProxmoxApi& api = e.platform.proxmox_api;
+  if (api.host_ssh.present) {
+    return base::fail(base::ErrorKind::kInvalidInput,
+                      "the DNS records go to the Proxmox host, which proxmox_api.host_ssh (" +
+                          api.host_ssh.value +
+                          ") says is remote; Phoenix cannot run commands there yet: run it on "
+                          "the node itself, without host_ssh");
+  }
+  return guest::local_guest(api.host_root.present ? api.host_root.value : "/");
+}
+
+base::Result<std::unique_ptr<guest::GuestChannel>> guest_channel(const model::Estate& e,
+                                                                 model::GuestId id,
+                                                                 std::string_view role) {
+  const model::Guest* g = e.guest(id);
+  if (!g->local_root.present) {
+    return base::fail(base::ErrorKind::kInvalidInput,
+                      g->label() + ", the " + std::string(role) +
+                          ", has no channel Phoenix can use yet: set \"local_root\" in its entry "
+                          "to the directory that stands for its / (for a lab, e.g. /var/lib/lxc/" +
+                          std::to_string(id) +
+                          "/rootfs); Phoenix reaches guests through pct and the guest agent "
+                          "in a later version");
+  }
+  return guest::local_guest(g->local_root.value);
+}
+
+deliver::Report skipped(std::string name, std::string why) {
+  deliver::Report r;
+  r.name = std::move(name);
+  r.steps.push_back({"skip", std::move(why)});
+  return r;
+}
+
+int finish(const GlobalOptions& g, const std::string& command,
+           const std::vector<Outcome>& outcomes) {
+  bool ok = true, changed = false;
+  for (const Outcome& o : outcomes) {
+    ok &= o.report.ok();
+    changed |= o.report.changed;
+  }
+  if (g.output == OutputFormat::kJson) {
+    json list = json::array();
+    for (const Outcome& o : outcomes) {
+      json steps = json::array();
+      for (const deliver::Step& s : o.report.steps) {
+        steps.push_back({{"what", s.what}, {"detail", s.detail}});
+      }
+      list.push_back({{"name", o.report.name},
+                      {"where", o.report.where},
+                      {"guest", o.guest ? json(*o.guest) : json(nullptr)},
+                      {"changed", o.report.changed},
+                      {"ok", o.report.ok()},
+                      {"steps", steps},
+                      {"error", o.report.error ? json(o.report.error->message()) : json(nullptr)}});
+    }
+    print_json({{"command", command},
+                {"dry_run", g.dry_run},
+                {"deliveries", list},
+                {"changed", changed},
+                {"ok", ok}});
+  } else {
+    for (const Outcome& o : outcomes) {
+      std::cout << o.title;
+      if (!o.report.where.empty()) std::cout << " (" << o.report.where << ")";
+      std::cout << ":\n";
+      for (const deliver::Step& s : o.report.steps) {
+        std::cout << "  " << s.what << " " << s.detail << '\n';
+      }
+    }
+    if (ok) {
+      std::cout << (!changed    ? "no changes\n"
+                    : g.dry_run ? "changes would be made\n"
+                                : "converged\n");
+    }
+    for (const Outcome& o : outcomes) {
+      if (o.report.error) print_error(g, o.report.name + ": " + o.report.error->message());
+    }
+  }
+  return ok ? kExitOk : kExitPartial;
+}
+
+// The estate, valid, and its desired state; or the exit code once the problem is reported.
+std::variant<std::pair<LoadedEstate, compile::Desired>, int> prepare(const GlobalOptions& g) {
+  LoadedEstate loaded = load_and_validate(g);
+  if (loaded.diags.has_errors()) return report_invalid(g, loaded);
+  if (g.output == OutputFormat::kText) print_diagnostics(loaded, g);  // warnings
+  compile::Desired desired = compile::compile_estate(*loaded.estate, {.resources = false});
+  return std::pair{std::move(loaded), std::move(desired)};
+}
+
+}  // namespace
+
+int run_sync_dns(const GlobalOptions& g) {
+  auto prepared = prepare(g);
+  if (auto* code = std::get_if<int>(&prepared)) return *code;
+  auto& [loaded, desired] = std::get<0>(prepared);
+  const model::Estate& e = *loaded.estate;
+  deliver::Options options{g.dry_run};
+  std::vector<Outcome> outcomes;
+  const model::DnsServer& dns = e.platform.dns_server;
+  if (dns.enabled.present && !dns.enabled.value) {
+    outcomes.push_back({"dns on the host", std::nullopt,
+                        skipped("dns", "dns_server.enabled is false: Phoenix leaves DNS alone")});
+    return finish(g, "sync dns", outcomes);
+  }
+  auto host = host_channel(e);
+  if (!host) {
+    print_error(g, host.error().message());
+    return kExitInvalid;
+  }
+  outcomes.push_back({"dns on the host", std::nullopt,
+                      deliver::deliver_dns(**host, deliver::dns_delivery(e, desired), options)});
+  return finish(g, "sync dns", outcomes);
+}
+
+int run_sync_gateways(const GlobalOptions& g) {
+  auto prepared = prepare(g);
+  if (auto* code = std::get_if<int>(&prepared)) return *code;
+  auto& [loaded, desired] = std::get<0>(prepared);
+  const model::Estate& e = *loaded.estate;
+  deliver::Options options{g.dry_run};
+  auto traefik = deliver::traefik_delivery(e, desired);
+  auto gateway = deliver::gateway_delivery(e, desired);
+
+  // Every channel first: a guest Phoenix cannot reach is invalid input, and nothing changes.
+  std::unique_ptr<guest::GuestChannel> traefik_ch, gateway_ch;
+  if (traefik) {
+    auto ch = guest_channel(e, traefik->guest, "Traefik guest");
+    if (!ch) {
+      print_error(g, ch.error().message());
+      return kExitInvalid;
+    }
+    traefik_ch = std::move(*ch);
+  }
+  if (gateway) {
+    auto ch = guest_channel(e, gateway->guest, "gateway");
+    if (!ch) {
+      print_error(g, ch.error().message());
+      return kExitInvalid;
+    }
+    gateway_ch = std::move(*ch);
+  }
+
+  std::vector<Outcome> outcomes;
+  if (traefik) {
+    outcomes.push_back({"traefik in " + e.guest(traefik->guest)->label(), traefik->guest,
+                        deliver::deliver_traefik(*traefik_ch, traefik->delivery, options)});
+  } else {
+    outcomes.push_back({"traefik", std::nullopt,
+                        skipped("traefik", "no guest with the traefik feature and an address")});
+  }
+  if (gateway) {
+    outcomes.push_back({"gateway in " + e.guest(gateway->guest)->label(), gateway->guest,
+                        deliver::deliver_gateway(*gateway_ch, gateway->delivery, options)});
+  } else {
+    outcomes.push_back({"gateway", std::nullopt,
+                        skipped("gateway",
+                                "no gateway: it needs a guest with the nginx_gateway feature, a "
+                                "Traefik guest and domain_name")});
+  }
+  return finish(g, "sync gateways", outcomes);
+}
+
+}  // namespace phoenix::cli

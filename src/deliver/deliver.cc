@@ -1,0 +1,299 @@
+#include "deliver/deliver.h"
+
+#include <set>
+#include <string_view>
+#include <utility>
+
+namespace phoenix::deliver {
+namespace {
+
+using base::ErrorKind;
+
+// The most of a command's output an error quotes.
+constexpr std::size_t kOutputLimit = 600;
+
+// What a failed command said: its standard error (else its output), lines joined, the end kept.
+std::string output_tail(const base::ProcessResult& r) {
+  const std::string& text = r.err.find_first_not_of(" \t\r\n") == std::string::npos ? r.out : r.err;
+  std::string out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    if (!line.empty()) {
+      if (!out.empty()) out += ' ';
+      out += line;
+    }
+    start = end + 1;
+  }
+  if (out.size() > kOutputLimit) out = "..." + out.substr(out.size() - kOutputLimit);
+  return out;
+}
+
+std::string bytes_detail(const std::optional<std::string>& previous, const std::string& next) {
+  std::string out = std::to_string(next.size()) + " bytes";
+  if (!previous) return out + " (new file)";
+  return out + " (was " + std::to_string(previous->size()) + ")";
+}
+
+std::set<std::string> record_lines(std::string_view text) {
+  std::set<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    if (line.starts_with("address=")) out.emplace(line);
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string records_detail(const std::optional<std::string>& previous, const std::string& next) {
+  std::set<std::string> now = record_lines(next);
+  std::string out = std::to_string(now.size()) + (now.size() == 1 ? " record" : " records");
+  if (!previous) return out + " (new file)";
+  std::set<std::string> before = record_lines(*previous);
+  std::size_t added = 0, removed = 0;
+  for (const std::string& r : now) added += !before.contains(r);
+  for (const std::string& r : before) removed += !now.contains(r);
+  return out + " (" + std::to_string(added) + " added, " + std::to_string(removed) + " removed)";
+}
+
+// One delivery in progress: its report, and the channel it works through.
+class Delivery {
+ public:
+  Delivery(guest::GuestChannel& channel, const Options& options, std::string name)
+      : ch_(channel), options_(options) {
+    report_.name = std::move(name);
+    report_.where = channel.describe();
+  }
+
+  void step(std::string what, std::string detail) {
+    if (options_.dry_run) what = "would " + what;
+    report_.steps.push_back({std::move(what), std::move(detail)});
+  }
+
+  Report done() { return std::move(report_); }
+
+  Report fail(ErrorKind kind, std::string message) {
+    report_.error = base::Error(kind, std::move(message));
+    return std::move(report_);
+  }
+
+  Report fail(const base::Error& error, const std::string& doing) {
+    return fail(error.kind(), doing + " in " + report_.where + ": " + error.message());
+  }
+
+  // The file's content; nullopt when there is none.
+  base::Result<std::optional<std::string>> current(const std::string& path) {
+    auto r = ch_.read_file(path);
+    if (r) return std::optional<std::string>(std::move(*r));
+    if (r.error().kind() == ErrorKind::kNotFound) return std::optional<std::string>();
+    return std::unexpected(std::move(r).error());
+  }
+
+  // Writes `file` unless `previous` already holds its content; true when it was (or, in a dry
+  // run, would be) written.
+  base::Result<bool> put(const File& file, const std::optional<std::string>& previous,
+                         const std::string& detail) {
+    if (previous && *previous == file.content) {
+      report_.steps.push_back({"unchanged", file.path});
+      return false;
+    }
+    report_.changed = true;
+    step("write", file.path + ": " + detail);
+    if (!options_.dry_run) PHX_TRY(ch_.write_file(file.path, file.content, file.spec));
+    return true;
+  }
+
+  // Runs `argv`; nullopt when it succeeds, else what went wrong ("`x` exited with 1: ...").
+  std::optional<std::string> run(const Argv& argv) {
+    std::string shown = display(argv);
+    if (options_.dry_run) {
+      step("run", shown);
+      return std::nullopt;
+    }
+    auto r = ch_.run(argv);
+    if (!r) {
+      step("run", shown + ": cannot run it");
+      return "`" + shown + "` could not be run: " + r.error().message();
+    }
+    if (!r->ok()) {
+      std::string how =
+          r->exit_code < 0 ? "was killed" : "exited with " + std::to_string(r->exit_code);
+      step("run", shown + ": " + how);
+      std::string said = output_tail(*r);
+      return "`" + shown + "` " + how + (said.empty() ? "" : ": " + said);
+    }
+    step("run", shown + ": ok");
+    return std::nullopt;
+  }
+
+  struct Restored {
+    bool ok = false;
+    std::string text;  // how it went, as the middle of an error message
+  };
+
+  // Puts back what `file.path` held before this run (removes it when it held nothing).
+  Restored restore(const File& file, const std::optional<std::string>& previous,
+                   std::string_view what) {
+    std::string name = std::string(what) + " " + file.path;
+    if (previous) {
+      auto w = ch_.write_file(file.path, *previous, file.spec);
+      if (!w) {
+        step("restore", file.path + ": failed: " + w.error().message());
+        return {false, "putting back the previous " + name + " failed too: " + w.error().message()};
+      }
+      step("restore", file.path + ": the previous content is back");
+      return {true, "the previous " + name + " is back in place"};
+    }
+    auto rm = ch_.remove_file(file.path);
+    if (!rm) {
+      step("remove", file.path + ": failed: " + rm.error().message());
+      return {false, "removing the new " + name + " failed too: " + rm.error().message()};
+    }
+    step("remove", file.path + ": there was none before");
+    return {true, "the new " + name + " is removed (there was none before)"};
+  }
+
+  // Restores `file`, then runs `again` so that the service returns to it ("reloading" /
+  // "reloaded" describe that run). When the file could not be restored, `again` is not run: it
+  // would load the new file once more.
+  std::string roll_back(const File& file, const std::optional<std::string>& previous,
+                        std::string_view what, const Argv& again, std::string_view service,
+                        std::string_view doing, std::string_view done) {
+    Restored restored = restore(file, previous, what);
+    std::string svc(service);
+    if (!restored.ok)
+      return restored.text + "; " + svc + " was not " + std::string(done) + " again";
+    if (auto failed = run(again)) {
+      return restored.text + ", but " + std::string(doing) + " " + svc + " with it failed too (" +
+             *failed + "): " + svc + " may not be running";
+    }
+    return restored.text + " and " + svc + " was " + std::string(done) + " with it";
+  }
+
+ private:
+  guest::GuestChannel& ch_;
+  const Options& options_;
+  Report report_;
+};
+
+}  // namespace
+
+std::string display(const Argv& argv) {
+  std::string out;
+  for (const std::string& a : argv) {
+    if (!out.empty()) out += ' ';
+    bool plain = !a.empty() && a.find_first_of(" \t\n'\"\\$`;&|<>(){}*?#~") == std::string::npos;
+    if (plain) {
+      out += a;
+      continue;
+    }
+    out += '\'';
+    for (char c : a) {
+      if (c == '\'') {
+        out += "'\\''";
+      } else {
+        out += c;
+      }
+    }
+    out += '\'';
+  }
+  return out;
+}
+
+Report deliver_dns(guest::GuestChannel& host, const DnsDelivery& dns, const Options& options) {
+  Delivery d(host, options, "dns");
+  const File& records = dns.records;
+  auto previous = d.current(records.path);
+  if (!previous) return d.fail(previous.error(), "reading " + records.path);
+  auto wrote = d.put(records, *previous, records_detail(*previous, records.content));
+  if (!wrote) return d.fail(wrote.error(), "writing " + records.path);
+  if (!*wrote) return d.done();
+  if (auto failed = d.run(dns.reload)) {
+    std::string message = "reloading the DNS server failed: " + *failed + "; ";
+    message += d.roll_back(records, *previous, "records file", dns.reload, "the DNS server",
+                           "reloading", "reloaded");
+    message += ". Fix dns_server.reload or the DNS server, then run `phoenix sync dns` again";
+    return d.fail(ErrorKind::kInternal, std::move(message));
+  }
+  return d.done();
+}
+
+Report deliver_traefik(guest::GuestChannel& guest, const TraefikDelivery& traefik,
+                       const Options& options) {
+  Delivery d(guest, options, "traefik");
+  const File& dynamic = traefik.dynamic_config;
+  const File& stat = traefik.static_config;
+  auto previous_dynamic = d.current(dynamic.path);
+  if (!previous_dynamic) return d.fail(previous_dynamic.error(), "reading " + dynamic.path);
+  auto previous_static = d.current(stat.path);
+  if (!previous_static) return d.fail(previous_static.error(), "reading " + stat.path);
+
+  // The file provider watches the dynamic file's directory: writing it is enough.
+  auto wrote = d.put(dynamic, *previous_dynamic,
+                     bytes_detail(*previous_dynamic, dynamic.content) +
+                         ", loaded by Traefik's file provider without a restart");
+  if (!wrote) return d.fail(wrote.error(), "writing " + dynamic.path);
+  auto wrote_static = d.put(stat, *previous_static, bytes_detail(*previous_static, stat.content));
+  if (!wrote_static) return d.fail(wrote_static.error(), "writing " + stat.path);
+  if (!*wrote_static) return d.done();
+  if (auto failed = d.run(traefik.restart)) {
+    std::string message = "restarting Traefik failed: " + *failed + "; ";
+    message += d.roll_back(stat, *previous_static, "static configuration", traefik.restart,
+                           "Traefik", "restarting", "restarted");
+    message +=
+        ". Fix traefik.restart or Traefik in its guest, then run `phoenix sync gateways` "
+        "again";
+    return d.fail(ErrorKind::kInternal, std::move(message));
+  }
+  return d.done();
+}
+
+Report deliver_gateway(guest::GuestChannel& guest, const GatewayDelivery& gateway,
+                       const Options& options) {
+  Delivery d(guest, options, "gateway");
+  const File& site = gateway.site;
+  auto previous = d.current(site.path);
+  if (!previous) return d.fail(previous.error(), "reading " + site.path);
+  auto wrote = d.put(site, *previous, bytes_detail(*previous, site.content));
+  if (!wrote) return d.fail(wrote.error(), "writing " + site.path);
+  if (!*wrote) return d.done();
+
+  if (auto failed = d.run(gateway.test)) {
+    // Name the files the site needs that are not there: the usual cause.
+    std::vector<std::string> missing;
+    for (const std::string& path : gateway.needs) {
+      auto there = d.current(path);
+      if (there && !*there) missing.push_back(path);
+    }
+    std::string message = "the new gateway site failed its test: " + *failed + "; ";
+    for (const std::string& path : missing) message += path + " is not in the guest; ";
+    message += d.restore(site, *previous, "site").text;
+    message += ", and nginx, not reloaded, keeps serving the configuration it has. ";
+    message += missing.empty()
+                   ? "Fix what the test reports (or nginx_gateway.test), then run `phoenix sync "
+                     "gateways` again"
+                   : "Deliver the gateway's certificate and key first, then run `phoenix sync "
+                     "gateways` again";
+    return d.fail(ErrorKind::kInvalidInput, std::move(message));
+  }
+  if (auto failed = d.run(gateway.reload)) {
+    std::string message = "reloading nginx failed: " + *failed + "; ";
+    message +=
+        d.roll_back(site, *previous, "site", gateway.reload, "nginx", "reloading", "reloaded");
+    message +=
+        ". Fix nginx_gateway.reload or nginx in the gateway guest, then run `phoenix sync "
+        "gateways` again";
+    return d.fail(ErrorKind::kInternal, std::move(message));
+  }
+  return d.done();
+}
+
+}  // namespace phoenix::deliver

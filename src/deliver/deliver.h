@@ -1,0 +1,101 @@
+#pragma once
+
+// Delivery: rendered files put in place inside a guest (or on the host), and the program that
+// reads them told, through a GuestChannel (DESIGN.md §2, §6 stages 1 and 4).
+//
+// Each function converges one service and is idempotent: a file whose content is already the
+// desired one is not written again, and when nothing was written nothing is reloaded. Files are
+// replaced atomically (GuestChannel::write_file writes beside the file, then renames it over).
+// When the step that activates a new file fails (nginx -t, a reload, a restart), the previous
+// file is put back, or the new one removed when there was none, so that the service keeps (or
+// returns to) its previous configuration and the next run sees the difference and tries again.
+// Commands are argument vectors, never shell text.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "providers/guest/channel.h"
+
+namespace phoenix::deliver {
+
+using Argv = std::vector<std::string>;
+
+// What one delivery did (or, in a dry run, would do), in order.
+struct Step {
+  // write | unchanged | run | restore | remove | skip; "would write", "would run" in a dry run.
+  std::string what;
+  std::string detail;  // "/etc/traefik/traefik.yml: 1034 bytes (was 998)", "nginx -t: ok"
+};
+
+struct Report {
+  std::string name;   // dns | traefik | gateway
+  std::string where;  // the channel: "local /srv/lab/102"
+  std::vector<Step> steps;
+  bool changed = false;  // a file was (or would be) written
+  // What failed, what state it was left in, and how to fix it.
+  std::optional<base::Error> error;
+  bool ok() const { return !error.has_value(); }
+};
+
+struct Options {
+  bool dry_run = false;  // read and compare only: write nothing, run nothing
+};
+
+// A file to deliver: its path in the guest, content, owner and mode.
+struct File {
+  std::string path;
+  std::string content;
+  guest::FileSpec spec;
+};
+
+// The dnsmasq records file (address= lines, read when dnsmasq starts) and the command that makes
+// dnsmasq read it.
+struct DnsDelivery {
+  File records;
+  Argv reload;
+};
+
+// Traefik's static configuration (read when Traefik starts) and its dynamic configuration (in
+// the directory the file provider watches: Traefik loads it as soon as it changes).
+struct TraefikDelivery {
+  File static_config;
+  File dynamic_config;
+  Argv restart;
+};
+
+// The gateway's Nginx site, the test run before every reload, and the reload.
+struct GatewayDelivery {
+  File site;
+  Argv test;
+  Argv reload;
+  // Files in the guest the site reads (its certificate and key): named in the error when the
+  // test fails because one is missing.
+  std::vector<std::string> needs;
+};
+
+// Writes the records file when it differs, then runs `reload`. When the reload fails, the
+// previous records file is restored (or the new one removed) and `reload` runs once more so
+// that the server answers with the previous records.
+Report deliver_dns(guest::GuestChannel& host, const DnsDelivery& dns, const Options& options = {});
+
+// Writes the dynamic configuration when it differs (Traefik picks it up by itself; the
+// temporary file is named `<file>.tmp-XXXXXX`, an extension Traefik's file provider does not
+// load, so the watched directory never offers a partial file), then the static configuration
+// when it differs, followed by exactly one `restart`. When the restart fails, the previous
+// static file is restored and `restart` runs once more.
+Report deliver_traefik(guest::GuestChannel& guest, const TraefikDelivery& traefik,
+                       const Options& options = {});
+
+// Writes the site when it differs, runs `test`, then `reload`. When the test fails, the previous
+// site is restored and nothing is reloaded: nginx keeps serving the configuration it has. When
+// the reload fails, the previous site is restored and `reload` runs once more.
+Report deliver_gateway(guest::GuestChannel& guest, const GatewayDelivery& gateway,
+                       const Options& options = {});
+
+// An argument vector for people: words joined by spaces, a word with spaces or quotes in
+// single quotes. Display only: Phoenix never hands it to a shell.
+std::string display(const Argv& argv);
+
+}  // namespace phoenix::deliver
