@@ -18,6 +18,8 @@ packages=(
   # dig, the DNS queries of the delivery tests (tests/e2e/deliver_test.py)
   bind9-dnsutils
   python3 python3-jsonschema python3-yaml
+  # the ACME server the certificate tests issue from (tests/ca/acme_test.cc)
+  pebble
   # the Docker test environment (scripts/docker-env.sh, tests/tools/netns_engine.py): the engine,
   # the test image's root filesystem (no image can be pulled), network namespaces and nsenter
   docker.io busybox-static iproute2 util-linux

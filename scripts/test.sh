@@ -5,5 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/docker-env.sh
+# The real step-ca the certificate tests run against, built once into a cache outside the
+# repository (scripts/build-step-ca.sh).
+PHOENIX_STEP_CA="$(scripts/build-step-ca.sh)"
+export PHOENIX_STEP_CA
 scripts/build.sh ci
 ctest --preset ci "$@"

@@ -64,8 +64,8 @@ Decision decide(const compile::Certificate& want, const std::optional<Held>& hav
   if (now >= renew_at) {
     return {Verdict::kRenew, "2/3 of its lifetime passed on " + format_time(renew_at), renew_at};
   }
-  return {Verdict::kKeep, "valid until " + format_time(have->not_after) + "; renews after " +
-                              format_time(renew_at),
+  return {Verdict::kKeep,
+          "valid until " + format_time(have->not_after) + "; renews after " + format_time(renew_at),
           renew_at};
 }
 

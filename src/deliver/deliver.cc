@@ -4,6 +4,9 @@
 #include <string_view>
 #include <utility>
 
+#include "certs/renewal.h"
+#include "providers/ca/crypto.h"
+
 namespace phoenix::deliver {
 namespace {
 
@@ -77,6 +80,13 @@ class Delivery {
     if (options_.dry_run) what = "would " + what;
     report_.steps.push_back({std::move(what), std::move(detail)});
   }
+
+  // A step that is a finding, not an action: never prefixed with "would".
+  void note(std::string what, std::string detail) {
+    report_.steps.push_back({std::move(what), std::move(detail)});
+  }
+
+  void mark_changed() { report_.changed = true; }
 
   Report done() { return std::move(report_); }
 
@@ -185,6 +195,107 @@ class Delivery {
 };
 
 }  // namespace
+
+std::string chain_path(const compile::Certificate& cert) {
+  std::string p = cert.cert_path;
+  auto dot = p.rfind('.');
+  auto slash = p.rfind('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return p + ".chain";
+  return p.substr(0, dot) + ".chain" + p.substr(dot);
+}
+
+Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority& authority,
+                           const CertDelivery& cd, std::int64_t now, const Options& options) {
+  const compile::Certificate& c = cd.cert;
+  Delivery d(guest, options, "certificate " + c.name);
+  auto held_text = d.current(c.cert_path);
+  if (!held_text) return d.fail(held_text.error(), "reading " + c.cert_path);
+  std::optional<certs::Held> held;
+  std::string unreadable;
+  if (*held_text) {
+    auto info = ca::read_certificate(**held_text);
+    if (info) {
+      certs::Held h;
+      h.names = info->dns_names;
+      h.names.insert(h.names.end(), info->ip_addresses.begin(), info->ip_addresses.end());
+      if (!info->subject_cn.empty()) h.names.push_back(info->subject_cn);
+      h.not_before = info->not_before;
+      h.not_after = info->not_after;
+      held = std::move(h);
+    } else {
+      unreadable = " (the file there is not a certificate: " + info.error().message() + ")";
+    }
+  }
+  certs::Decision decision = certs::decide(c, held, now);
+  d.note(std::string(certs::to_string(decision.verdict)),
+         c.cert_path + ": " + decision.reason + unreadable);
+  if (decision.verdict == certs::Verdict::kKeep) return d.done();
+
+  File chain{chain_path(c), "", {cd.owner, cd.group, 0644}};
+  File cert{c.cert_path, "", {cd.owner, cd.group, 0644}};
+  File key{c.key_path, "", {cd.owner, cd.group, 0600}};
+  if (options.dry_run) {
+    for (const File* f : {&chain, &cert, &key}) d.step("write", f->path);
+    if (!cd.reload.empty()) d.run(cd.reload);
+    d.mark_changed();
+    return d.done();
+  }
+  auto issued = authority.issue({c.common_name, c.sans});
+  if (!issued) {
+    return d.fail(issued.error().kind(), "issuing " + c.name + " from " + authority.describe() +
+                                             ": " + issued.error().message() +
+                                             "; nothing was installed in " + guest.describe());
+  }
+  chain.content = issued->chain_pem;
+  cert.content = issued->cert_pem + issued->chain_pem;
+  key.content = issued->key_pem;
+  // What each file held, to put back if a later write fails.
+  std::vector<std::pair<const File*, std::optional<std::string>>> written;
+  for (const File* f : {&chain, &cert, &key}) {
+    auto before =
+        f == &cert ? base::Result<std::optional<std::string>>(*held_text) : d.current(f->path);
+    base::Result<bool> w = before ? d.put(*f, *before, "serial " + issued->serial)
+                                  : base::Result<bool>(std::unexpected(before.error()));
+    if (!w) {
+      std::string message =
+          "writing " + f->path + " in " + guest.describe() + ": " + w.error().message();
+      for (auto it = written.rbegin(); it != written.rend(); ++it) {
+        message += "; " + d.restore(*it->first, it->second, "file").text;
+      }
+      return d.fail(w.error().kind(), message);
+    }
+    written.emplace_back(f, *before);
+  }
+  if (!cd.reload.empty()) {
+    if (auto failed = d.run(cd.reload)) {
+      return d.fail(ErrorKind::kInternal, "the new certificate " + c.name +
+                                              " is installed, but reloading its service "
+                                              "failed: " +
+                                              *failed +
+                                              ". Fix the service, then reload it (or run `phoenix "
+                                              "sync certs` after the next change)");
+    }
+  }
+  return d.done();
+}
+
+Report deliver_trust(guest::GuestChannel& guest, std::string_view root_pem, const Argv& update,
+                     const Options& options) {
+  Delivery d(guest, options, "trust");
+  File root{kTrustedRootPath, std::string(root_pem), {"root", "root", 0644}};
+  auto previous = d.current(root.path);
+  if (!previous) return d.fail(previous.error(), "reading " + root.path);
+  auto wrote = d.put(root, *previous, "the internal root CA");
+  if (!wrote) return d.fail(wrote.error(), "writing " + root.path);
+  if (!*wrote || update.empty()) return d.done();
+  if (auto failed = d.run(update)) {
+    std::string message = "updating the trust store failed: " + *failed + "; ";
+    message +=
+        d.roll_back(root, *previous, "root CA", update, "the trust store", "updating", "updated");
+    return d.fail(ErrorKind::kInternal, std::move(message));
+  }
+  return d.done();
+}
 
 std::string display(const Argv& argv) {
   std::string out;

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "base/error.h"
+#include "compile/desired.h"
+#include "providers/ca/ca.h"
 #include "providers/guest/channel.h"
 
 namespace phoenix::deliver {
@@ -93,6 +95,35 @@ Report deliver_traefik(guest::GuestChannel& guest, const TraefikDelivery& traefi
 // the reload fails, the previous site is restored and `reload` runs once more.
 Report deliver_gateway(guest::GuestChannel& guest, const GatewayDelivery& gateway,
                        const Options& options = {});
+
+// ---- certificates ---------------------------------------------------------------------------
+
+// A certificate of the estate (compile/) in its guest: the leaf with its intermediates at
+// cert_path, the intermediates alone at chain_path(), the key at key_path (0600), owned by
+// `owner`; `reload` (may be empty) makes the service read them.
+struct CertDelivery {
+  compile::Certificate cert;
+  std::string owner = "root";
+  std::string group = "root";
+  Argv reload;
+};
+
+// "/etc/nginx/ssl/gw.crt" -> "/etc/nginx/ssl/gw.chain.crt".
+std::string chain_path(const compile::Certificate& cert);
+
+// Reads the certificate the guest holds and decides (certs::decide at `now`): kept, or issued
+// by `ca` and installed. The key and certificate are made in memory first, so a CA that fails
+// leaves the guest as it was; a write that fails puts back the files already written. Then
+// `reload` runs. The first step says the verdict ("keep", "issue", "renew") and why.
+Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority& ca,
+                           const CertDelivery& delivery, std::int64_t now,
+                           const Options& options = {});
+
+// The internal root in the guest's trust store (/usr/local/share/ca-certificates/
+// phoenix-root.crt), then `update` (default update-ca-certificates), only when it changed.
+Report deliver_trust(guest::GuestChannel& guest, std::string_view root_pem, const Argv& update,
+                     const Options& options = {});
+inline constexpr const char* kTrustedRootPath = "/usr/local/share/ca-certificates/phoenix-root.crt";
 
 // An argument vector for people: words joined by spaces, a word with spaces or quotes in
 // single quotes. Display only: Phoenix never hands it to a shell.
