@@ -6,7 +6,10 @@
 // with the guest's commands run on this machine. That is what labs and tests use; the pct and
 // guest-agent channels come later, and until then a guest without local_root is an error.
 
+#include <algorithm>
+#include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <utility>
 #include <variant>
@@ -15,6 +18,7 @@
 #include "compile/desired.h"
 #include "deliver/deliver.h"
 #include "deliver/targets.h"
+#include "providers/ca/stepca.h"
 #include "providers/guest/channel.h"
 
 namespace phoenix::cli {
@@ -191,6 +195,73 @@ int run_sync_gateways(const GlobalOptions& g) {
                                 "Traefik guest and domain_name")});
   }
   return finish(g, "sync gateways", outcomes);
+}
+
+int run_sync_certs(const GlobalOptions& g) {
+  auto prepared = prepare(g);
+  if (auto* code = std::get_if<int>(&prepared)) return *code;
+  auto& [loaded, desired] = std::get<0>(prepared);
+  const model::Estate& e = *loaded.estate;
+  deliver::Options options{g.dry_run};
+
+  const model::StepCa& sc = e.platform.step_ca;
+  if (!sc.url.present || !sc.provisioner_name.present || !sc.provisioner_password_file.present) {
+    print_error(g,
+                "step_ca needs url, provisioner_name and provisioner_password_file (and "
+                "fingerprint) for Phoenix to issue certificates through step-ca's JWK provisioner");
+    return kExitInvalid;
+  }
+  auto resolve = [&](const std::string& path) {
+    return path.empty() || path.starts_with('/') ? path : e.paths.config_dir + "/" + path;
+  };
+  auto authority = ca::make_step_ca({.url = sc.url.value,
+                                     .fingerprint = sc.fingerprint.value,
+                                     .root_file = "",
+                                     .provisioner = sc.provisioner_name.value,
+                                     .password_file = resolve(sc.provisioner_password_file.value)});
+  if (!authority) {
+    print_error(g, authority.error().message());
+    return kExitInvalid;
+  }
+
+  // Every channel first: a guest Phoenix cannot reach is invalid input, and nothing changes.
+  auto certs = deliver::certificate_deliveries(e, desired);
+  std::map<model::GuestId, std::unique_ptr<guest::GuestChannel>> channels;
+  for (const model::Guest& guest : e.guests) {
+    bool has_cert =
+        std::any_of(certs.begin(), certs.end(), [&](const auto& c) { return c.guest == guest.id; });
+    if (!has_cert && (!guest.local_root.present || guest.is_template.value)) continue;
+    auto ch = guest_channel(e, guest.id, "holder of a certificate");
+    if (!ch) {
+      print_error(g, ch.error().message());
+      return kExitInvalid;
+    }
+    channels[guest.id] = std::move(*ch);
+  }
+
+  std::vector<Outcome> outcomes;
+  auto now = static_cast<std::int64_t>(std::time(nullptr));
+  for (const auto& c : certs) {
+    outcomes.push_back({"certificate " + c.delivery.cert.name + " in " + e.guest(c.guest)->label(),
+                        c.guest,
+                        deliver::deliver_certificate(*channels.at(c.guest), **authority, c.delivery,
+                                                     now, options)});
+  }
+  // The internal root into every guest's trust store.
+  auto root = (*authority)->root_pem();
+  for (auto& [id, ch] : channels) {
+    std::string title = "trusted root in " + e.guest(id)->label();
+    if (!root) {
+      deliver::Report r;
+      r.name = "trust";
+      r.error = root.error();
+      outcomes.push_back({title, id, std::move(r)});
+      continue;
+    }
+    outcomes.push_back(
+        {title, id, deliver::deliver_trust(*ch, *root, deliver::trust_update(e), options)});
+  }
+  return finish(g, "sync certs", outcomes);
 }
 
 }  // namespace phoenix::cli

@@ -87,5 +87,9 @@ int run_sync_dns(const GlobalOptions& g);
 // Traefik's static and dynamic configuration in its guest (restarted only when the static one
 // changed), then the Nginx gateway's site, tested and reloaded; rolled back on failure.
 int run_sync_gateways(const GlobalOptions& g);
+// Every certificate of the estate issued (missing), renewed (past 2/3 of its lifetime, or new
+// names) or kept, through step-ca's JWK provisioner, delivered into its guest and its service
+// reloaded; the internal root into every reachable guest's trust store.
+int run_sync_certs(const GlobalOptions& g);
 
 }  // namespace phoenix::cli

@@ -109,6 +109,8 @@ int run(int argc, char** argv) {
       "gateways",
       "deliver Traefik's configuration and the Nginx gateway's site into their "
       "guests, test and reload (rolled back on failure)");
+  auto* sync_certs = sync->add_subcommand(
+      "certs", "issue, renew or keep every certificate, deliver it, and trust the internal root");
   auto* sync_firewall = sync->add_subcommand(
       "firewall", "reconcile the cluster's and every existing guest's firewall rule by rule");
 
@@ -171,6 +173,7 @@ int run(int argc, char** argv) {
     }
   }
   if (*sync_firewall) return phoenix::cli::run_sync_firewall(g);
+  if (*sync_certs) return phoenix::cli::run_sync_certs(g);
   if (*sync_dns) return phoenix::cli::run_sync_dns(g);
   if (*sync_gateways) return phoenix::cli::run_sync_gateways(g);
   if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);

@@ -385,6 +385,11 @@ class Loader {
       read_argv(n, "test", p.nginx_gateway.test);
       read_argv(n, "reload", p.nginx_gateway.reload);
     });
+    r.object("certificates", [&](ObjectReader& c) {
+      p.certificates.present = true;
+      read_argv(c, "reload", p.certificates.reload);
+      read_argv(c, "trust_update", p.certificates.trust_update);
+    });
     r.object("traefik", [&](ObjectReader& t) {
       p.traefik.present = true;
       read_argv(t, "restart", p.traefik.restart);

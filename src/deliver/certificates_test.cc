@@ -29,11 +29,10 @@ class OpensslCa final : public ca::CertificateAuthority {
     for (const std::string& n : request.sans) {
       san += (san.empty() ? "" : ",") + std::string(ca::is_ip_address(n) ? "IP:" : "DNS:") + n;
     }
-    auto r = base::run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                "ec_paramgen_curve:P-256", "-nodes", "-subj",
-                                "/CN=" + request.common_name, "-addext", "subjectAltName=" + san,
-                                "-days", std::to_string(days), "-keyout", "/dev/stdout", "-out",
-                                "/dev/stdout"});
+    auto r = base::run_process(
+        {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-subj", "/CN=" + request.common_name, "-addext", "subjectAltName=" + san,
+         "-days", std::to_string(days), "-keyout", "/dev/stdout", "-out", "/dev/stdout"});
     if (!r || !r->ok()) return base::fail(base::ErrorKind::kInternal, "openssl failed");
     ++issued;
     ca::IssuedCert c;
@@ -45,6 +44,7 @@ class OpensslCa final : public ca::CertificateAuthority {
     return c;
   }
   std::string describe() const override { return "test CA"; }
+  base::Result<std::string> root_pem() override { return std::string("root"); }
 };
 
 compile::Certificate gateway_cert() {
@@ -140,7 +140,8 @@ TEST(DeliverCertificate, AFailedWritePutsBackWhatWasWritten) {
 
 TEST(DeliverTrust, InstallsTheRootOnceAndUpdatesTheStore) {
   fakes::FakeGuest guest;
-  Report r = deliver_trust(guest, "-----BEGIN CERTIFICATE-----\nroot\n", {"update-ca-certificates"});
+  Report r =
+      deliver_trust(guest, "-----BEGIN CERTIFICATE-----\nroot\n", {"update-ca-certificates"});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(guest.files[kTrustedRootPath], "-----BEGIN CERTIFICATE-----\nroot\n");
   EXPECT_EQ(guest.runs_of("update-ca-certificates"), 1);

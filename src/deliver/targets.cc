@@ -59,4 +59,35 @@ std::optional<GuestDelivery<GatewayDelivery>> gateway_delivery(const model::Esta
   return out;
 }
 
+Argv default_trust_update() { return {"update-ca-certificates"}; }
+
+Argv trust_update(const model::Estate& estate) {
+  return argv_or(estate.platform.certificates.trust_update, default_trust_update());
+}
+
+std::vector<GuestDelivery<CertDelivery>> certificate_deliveries(const model::Estate& e,
+                                                                const compile::Desired& d) {
+  std::vector<GuestDelivery<CertDelivery>> out;
+  auto in = [](const compile::Certificate& c, std::string_view dir) {
+    return c.cert_path.starts_with(std::string(dir) + "/");
+  };
+  for (const compile::Certificate& c : d.certificates) {
+    CertDelivery cd;
+    cd.cert = c;
+    if (in(c, compile::Paths::kNginxCertDir)) {
+      cd.reload = argv_or(e.platform.nginx_gateway.reload, default_gateway_reload());
+    } else if (in(c, compile::Paths::kTraefikCertDir)) {
+      cd.reload = argv_or(e.platform.traefik.restart, default_traefik_restart());
+    } else if (in(c, "/etc/docker/ssl")) {
+      cd.reload = {"systemctl", "restart", "docker"};
+    } else if (in(c, compile::Paths::kVllmCertDir)) {
+      cd.reload = {"systemctl", "restart", "vllm"};
+    }
+    if (e.platform.certificates.reload.present)
+      cd.reload = argv_or(e.platform.certificates.reload, {});
+    out.push_back({c.guest, std::move(cd)});
+  }
+  return out;
+}
+
 }  // namespace phoenix::deliver

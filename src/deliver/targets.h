@@ -39,4 +39,15 @@ std::optional<GuestDelivery<TraefikDelivery>> traefik_delivery(const model::Esta
 std::optional<GuestDelivery<GatewayDelivery>> gateway_delivery(const model::Estate& estate,
                                                                const compile::Desired& desired);
 
+// Every certificate of the estate with its owner and the reload of the service that reads it:
+// the gateway's by nginx_gateway.reload, Traefik's by traefik.restart, the Docker API's by
+// restarting docker, vLLM's by restarting vllm; route backends' (/etc/phoenix/ssl) by nothing;
+// certificates.reload, when given, replaces them all.
+std::vector<GuestDelivery<CertDelivery>> certificate_deliveries(const model::Estate& estate,
+                                                                const compile::Desired& desired);
+
+Argv default_trust_update();  // update-ca-certificates
+// certificates.trust_update, else the default.
+Argv trust_update(const model::Estate& estate);
+
 }  // namespace phoenix::deliver

@@ -306,6 +306,15 @@ struct TraefikSettings {
   Argv restart;  // default systemctl restart traefik
 };
 
+// certificates: how guests load what `sync certs` delivers. `reload`, when given, replaces the
+// reload of every certificate's service (the gateway's nginx, Traefik, docker, vLLM), e.g. for a
+// lab; `trust_update` refreshes a guest's trust store after the root is put in it.
+struct CertificateSettings {
+  bool present = false;
+  Argv reload;
+  Argv trust_update;  // default update-ca-certificates
+};
+
 struct StepCa {
   bool present = false;
   Val<std::string> root_ca_name;
@@ -358,6 +367,7 @@ struct Platform {
   DnsServer dns_server;
   NginxGatewaySettings nginx_gateway;
   TraefikSettings traefik;
+  CertificateSettings certificates;
   StepCa step_ca;
   ProxmoxApi proxmox_api;
   DockerApi docker_api;

@@ -1041,6 +1041,9 @@ class Validator {
     check_argv(p.nginx_gateway.reload, "nginx_gateway.reload",
                R"(["systemctl", "reload", "nginx"])");
     check_argv(p.traefik.restart, "traefik.restart", R"(["systemctl", "restart", "traefik"])");
+    check_argv(p.certificates.reload, "certificates.reload", R"(["systemctl", "reload", "nginx"])");
+    check_argv(p.certificates.trust_update, "certificates.trust_update",
+               R"(["update-ca-certificates"])");
     for (const Guest& g : e_.guests) {
       check_absolute(g.local_root, g.label() + " local_root",
                      "write the directory that stands for the guest's /, e.g. "

@@ -92,6 +92,14 @@ class AcmeCa final : public CertificateAuthority {
 
   std::string describe() const override { return "ACME CA " + options_.directory_url; }
 
+  base::Result<std::string> root_pem() override {
+    if (options_.roots_pem.empty()) {
+      return base::fail(base::ErrorKind::kInvalidInput,
+                        "the ACME CA's root is not known: give its root certificate (roots_file)");
+    }
+    return options_.roots_pem;
+  }
+
   base::Result<IssuedCert> issue(const CertRequest& request) override {
     auto result = issue_once(request);
     if (!result) {

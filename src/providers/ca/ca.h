@@ -43,6 +43,9 @@ class CertificateAuthority {
   virtual base::Result<IssuedCert> issue(const CertRequest& request) = 0;
   // "step-ca https://ca.internal:9000 (provisioner admin)", for messages and plans.
   virtual std::string describe() const = 0;
+  // The root (PEM) the CA's certificates chain to, for the guests' trust stores: step-ca's
+  // pinned root; for ACME, the trust anchor it was given (an ACME CA does not publish its root).
+  virtual base::Result<std::string> root_pem() = 0;
 };
 
 // The names a certificate for `request` carries: the SANs, with the common name first when it

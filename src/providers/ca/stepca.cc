@@ -32,6 +32,11 @@ class StepCa final : public CertificateAuthority {
         password_(std::move(password)),
         root_pem_(std::move(root_pem)) {}
 
+  base::Result<std::string> root_pem() override {
+    PHX_TRY(bootstrap_root());
+    return root_pem_;
+  }
+
   std::string describe() const override {
     return "step-ca " + options_.url + " (provisioner " + options_.provisioner + ")";
   }
