@@ -247,8 +247,22 @@ int run_sync_certs(const GlobalOptions& g) {
                         deliver::deliver_certificate(*channels.at(c.guest), **authority, c.delivery,
                                                      now, options)});
   }
-  // The internal root into every guest's trust store.
+  // The internal root into every guest's trust store, and where Traefik's serversTransport
+  // reads it to verify HTTPS backends.
   auto root = (*authority)->root_pem();
+  if (desired.traefik && channels.contains(desired.traefik->guest)) {
+    std::string path =
+        std::string(compile::Paths::kTraefikCertDir) + "/" + compile::Paths::kRootCaName;
+    deliver::Report r;
+    if (root) {
+      r = deliver::deliver_root_file(*channels.at(desired.traefik->guest), path, *root, options);
+    } else {
+      r.name = "root";
+      r.error = root.error();
+    }
+    outcomes.push_back({"backend root for " + e.guest(desired.traefik->guest)->label(),
+                        desired.traefik->guest, std::move(r)});
+  }
   for (auto& [id, ch] : channels) {
     std::string title = "trusted root in " + e.guest(id)->label();
     if (!root) {

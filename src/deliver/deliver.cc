@@ -297,6 +297,17 @@ Report deliver_trust(guest::GuestChannel& guest, std::string_view root_pem, cons
   return d.done();
 }
 
+Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
+                         std::string_view root_pem, const Options& options) {
+  Delivery d(guest, options, "root");
+  File root{path, std::string(root_pem), {"root", "root", 0644}};
+  auto previous = d.current(root.path);
+  if (!previous) return d.fail(previous.error(), "reading " + root.path);
+  auto wrote = d.put(root, *previous, "the internal root CA");
+  if (!wrote) return d.fail(wrote.error(), "writing " + root.path);
+  return d.done();
+}
+
 std::string display(const Argv& argv) {
   std::string out;
   for (const std::string& a : argv) {

@@ -123,6 +123,10 @@ Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority&
 // phoenix-root.crt), then `update` (default update-ca-certificates), only when it changed.
 Report deliver_trust(guest::GuestChannel& guest, std::string_view root_pem, const Argv& update,
                      const Options& options = {});
+// The internal root where a service reads it by path (Traefik's serversTransport rootCAs), when
+// it differs; nothing is run: Traefik reads it when it next connects to a backend.
+Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
+                         std::string_view root_pem, const Options& options = {});
 inline constexpr const char* kTrustedRootPath = "/usr/local/share/ca-certificates/phoenix-root.crt";
 
 // An argument vector for people: words joined by spaces, a word with spaces or quotes in

@@ -10,7 +10,7 @@ reloads append to a file instead of touching this machine's services:
   1. every certificate of the estate is issued through the JWK provisioner and installed: the
      leaf and chain verify against the root with `openssl verify`, carry their names, the key
      is mode 0600; the root lands in every guest's trust store; one reload per certificate, one
-     trust-store update per guest;
+     trust-store update per guest; the root also where Traefik's serversTransport reads it;
   2. a second run keeps everything: no request to sign, no write, no reload;
   3. with step-ca stopped, a certificate that went missing is not installed (exit 2, a clear
      error, no key left behind) and the others are kept;
@@ -169,6 +169,10 @@ def main():
         for vmid, guest_root in roots.items():
             trusted = guest_root + "/usr/local/share/ca-certificates/phoenix-root.crt"
             assert open(trusted).read() == root_pem, vmid
+        backend_roots = [d for d in doc["deliveries"] if d["name"] == "root"]
+        assert len(backend_roots) == 1 and backend_roots[0]["ok"], doc
+        traefik_root = roots[backend_roots[0]["guest"]] + "/etc/traefik/certs/phoenix_root_ca.crt"
+        assert open(traefik_root).read() == root_pem
         assert lines(reloads) == len(certs), (lines(reloads), len(certs))
         assert lines(updates) == len(trusts) == len(roots), (lines(updates), len(roots))
 
@@ -194,7 +198,7 @@ def main():
         assert "step-ca" in failed[0]["error"], failed[0]["error"]
         # The root cannot be fetched either: the trust stores are left as they are.
         assert all("step-ca" in d["error"] for d in doc["deliveries"]
-                   if not d["ok"] and d["name"] == "trust"), doc
+                   if not d["ok"] and d["name"] in ("trust", "root")), doc
         assert not os.path.exists(cert) and not os.path.exists(key)
         print(f"ok: {len(certs)} certificates issued by step-ca and kept on the second run; "
               f"root trusted in {len(roots)} guests")
