@@ -370,6 +370,21 @@ class Compiler {
       c.sans.erase(std::unique(c.sans.begin(), c.sans.end()), c.sans.end());
       d_.certificates.push_back(std::move(c));
     }
+    // certificates.extra, as written (validation has checked the names and guests).
+    for (const auto& x : e_.platform.certificates.extra) {
+      if (!x.guest || !e_.guest(x.guest->id) || x.name.value.empty()) continue;
+      Certificate c;
+      c.name = x.name.value;
+      c.guest = x.guest->id;
+      c.common_name = x.common_name.value;
+      c.sans.push_back(c.common_name);
+      for (const auto& n : x.sans) c.sans.push_back(n.value);
+      std::sort(c.sans.begin(), c.sans.end());
+      c.sans.erase(std::unique(c.sans.begin(), c.sans.end()), c.sans.end());
+      c.cert_path = x.cert_path.present ? x.cert_path.value : "/etc/phoenix/ssl/" + c.name + ".crt";
+      c.key_path = x.key_path.present ? x.key_path.value : "/etc/phoenix/ssl/" + c.name + ".key";
+      d_.certificates.push_back(std::move(c));
+    }
   }
 
   void gateway() {

@@ -389,6 +389,23 @@ class Loader {
       p.certificates.present = true;
       read_argv(c, "reload", p.certificates.reload);
       read_argv(c, "trust_update", p.certificates.trust_update);
+      c.object_list("extra", [&](ObjectReader& x) {
+        model::CertificateSettings::Extra cert;
+        cert.loc = x.node().loc();
+        x.str("name", cert.name);
+        if (const Node* gid = x.node().find("guest"); gid && !gid->is_null()) {
+          x.known("guest");
+          cert.guest = guest_ref(*gid, "guest");
+        }
+        x.str("common_name", cert.common_name);
+        x.str_list("sans", cert.sans);
+        x.str("cert_path", cert.cert_path);
+        x.str("key_path", cert.key_path);
+        x.str("owner", cert.owner);
+        x.str("group", cert.group);
+        read_argv(x, "reload", cert.reload);
+        p.certificates.extra.push_back(std::move(cert));
+      });
     });
     r.object("traefik", [&](ObjectReader& t) {
       p.traefik.present = true;

@@ -313,6 +313,21 @@ struct CertificateSettings {
   bool present = false;
   Argv reload;
   Argv trust_update;  // default update-ca-certificates
+  // certificates.extra: certificates the estate does not derive (a TLS endpoint Phoenix does not
+  // know of), issued, renewed and delivered like the others.
+  struct Extra {
+    SourceLoc loc;
+    Val<std::string> name;
+    std::optional<GuestRef> guest;
+    Val<std::string> common_name;
+    std::vector<Val<std::string>> sans;
+    Val<std::string> cert_path;  // default /etc/phoenix/ssl/<name>.crt
+    Val<std::string> key_path;   // default /etc/phoenix/ssl/<name>.key
+    Val<std::string> owner;      // default root
+    Val<std::string> group;      // default root
+    Argv reload;                 // default none
+  };
+  std::vector<Extra> extra;
 };
 
 struct StepCa {

@@ -1044,6 +1044,42 @@ class Validator {
     check_argv(p.certificates.reload, "certificates.reload", R"(["systemctl", "reload", "nginx"])");
     check_argv(p.certificates.trust_update, "certificates.trust_update",
                R"(["update-ca-certificates"])");
+    std::set<std::string> cert_names;
+    for (const auto& x : p.certificates.extra) {
+      if (!x.name.present || x.name.value.empty()) {
+        d_.error("missing-key", x.loc, "an entry of certificates.extra has no \"name\"",
+                 "name it, e.g. \"name\": \"grafana\"");
+      } else if (!cert_names.insert(x.name.value).second) {
+        d_.error("duplicate-certificate", x.name.loc,
+                 "certificates.extra names \"" + x.name.value + "\" twice",
+                 "give every certificate its own name");
+      } else {
+        for (const Guest& g : e_.guests) {
+          if (base::to_lower(g.name.value) == x.name.value) {
+            d_.error("duplicate-certificate", x.name.loc,
+                     "certificates.extra \"" + x.name.value +
+                         "\" has the name of the certificate Phoenix derives for " + g.label(),
+                     "choose another name");
+          }
+        }
+      }
+      if (!x.guest) {
+        d_.error("missing-key", x.loc, "an entry of certificates.extra has no \"guest\"",
+                 "give the id of the guest that holds it, e.g. \"guest\": 101");
+      } else if (!e_.guest(x.guest->id)) {
+        d_.error("unknown-guest", x.guest->loc,
+                 "certificates.extra names guest " + std::to_string(x.guest->id) +
+                     ", which does not exist",
+                 "use the id of an LXC or VM of the estate");
+      }
+      if (!x.common_name.present || x.common_name.value.empty()) {
+        d_.error("missing-key", x.loc, "an entry of certificates.extra has no \"common_name\"",
+                 "give the host name the certificate is for");
+      }
+      check_absolute(x.cert_path, "certificates.extra cert_path", "write its path in the guest");
+      check_absolute(x.key_path, "certificates.extra key_path", "write its path in the guest");
+      check_argv(x.reload, "certificates.extra reload", R"(["systemctl", "reload", "grafana"])");
+    }
     for (const Guest& g : e_.guests) {
       check_absolute(g.local_root, g.label() + " local_root",
                      "write the directory that stands for the guest's /, e.g. "

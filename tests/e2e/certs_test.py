@@ -7,7 +7,7 @@ step-ca comes from scripts/build-step-ca.sh (PHOENIX_STEP_CA names it; stepca-in
 it). The test initialises a CA in a temporary directory, starts step-ca on a free port, and runs
 Phoenix on a copy of the example estate whose guests are directories (local_root) and whose
 reloads append to a file instead of touching this machine's services:
-  1. every certificate of the estate is issued through the JWK provisioner and installed: the
+  1. every certificate of the estate (and of certificates.extra) is issued through the JWK provisioner and installed: the
      leaf and chain verify against the root with `openssl verify`, carry their names, the key
      is mode 0600; the root lands in every guest's trust store; one reload per certificate, one
      trust-store update per guest; the root also where Traefik's serversTransport reads it;
@@ -114,8 +114,12 @@ def main():
             doc["step_ca"].update({"url": f"https://127.0.0.1:{port}",
                                    "fingerprint": fingerprint, "provisioner_name": "admin",
                                    "provisioner_password_file": pw})
-            doc["certificates"] = {"reload": appender(reloads),
-                                   "trust_update": appender(updates)}
+            doc["certificates"] = {
+                "reload": appender(reloads), "trust_update": appender(updates),
+                # One the estate does not derive: the certificate manifest's entries.
+                "extra": [{"name": "grafana", "guest": 102,
+                           "common_name": "grafana.internal.thinkheads.ai",
+                           "sans": ["metrics.internal.thinkheads.ai"]}]}
         edit("phoenix_hypervisor_config.json", platform)
         roots = {}
 
@@ -169,6 +173,10 @@ def main():
         for vmid, guest_root in roots.items():
             trusted = guest_root + "/usr/local/share/ca-certificates/phoenix-root.crt"
             assert open(trusted).read() == root_pem, vmid
+        extra = roots[102] + "/etc/phoenix/ssl/grafana.crt"
+        text = subprocess.run(["openssl", "x509", "-in", extra, "-noout", "-ext",
+                               "subjectAltName"], capture_output=True, text=True).stdout
+        assert "DNS:metrics.internal.thinkheads.ai" in text and "DNS:grafana." in text, text
         backend_roots = [d for d in doc["deliveries"] if d["name"] == "root"]
         assert len(backend_roots) == 1 and backend_roots[0]["ok"], doc
         traefik_root = roots[backend_roots[0]["guest"]] + "/etc/traefik/certs/phoenix_root_ca.crt"
