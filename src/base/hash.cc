@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <cctype>
+
 namespace phoenix::base {
 
 namespace {
@@ -25,5 +27,16 @@ std::string digest_hex(std::string_view data, const EVP_MD* md) {
 std::string sha256_hex(std::string_view data) { return digest_hex(data, EVP_sha256()); }
 
 std::string sha1_hex(std::string_view data) { return digest_hex(data, EVP_sha1()); }
+
+std::optional<std::string> normalize_sha256_fingerprint(std::string_view text) {
+  std::string hex;
+  for (char ch : text) {
+    if (ch == ':') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(ch))) return std::nullopt;
+    hex += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  if (hex.size() != 64) return std::nullopt;
+  return hex;
+}
 
 }  // namespace phoenix::base

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -9,5 +10,9 @@ namespace phoenix::base {
 std::string sha256_hex(std::string_view data);
 // SHA-1, where a protocol wants it (Proxmox's config and firewall digests).
 std::string sha1_hex(std::string_view data);
+
+// A SHA-256 fingerprint as people write it ("AB:CD:..." or "abcd...") as 64 lower-case hex
+// digits; nullopt when it is not one.
+std::optional<std::string> normalize_sha256_fingerprint(std::string_view text);
 
 }  // namespace phoenix::base

@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <cerrno>
 #include <mutex>
 #include <string>
 
@@ -25,6 +26,29 @@ std::size_t append_body(char* data, std::size_t size, std::size_t count, void* u
     return 0;  // less than given: libcurl aborts the transfer
   }
   return size * count;
+}
+
+TransferFailure classify_failure(void* handle, int curl_code, const char* error_buffer) {
+  auto code = static_cast<CURLcode>(curl_code);
+  CURL* c = static_cast<CURL*>(handle);
+  long os_errno = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+  curl_off_t sent = 0;
+  curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+  TransferFailure f;
+  f.text = error_buffer && error_buffer[0] ? error_buffer : curl_easy_strerror(code);
+  if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
+      (code == CURLE_SSL_CONNECT_ERROR && os_errno == ECONNRESET)) {
+    f.kind = base::ErrorKind::kTransient;  // the request never left
+  } else if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+             code == CURLE_SSL_CONNECT_ERROR) {
+    f.kind = base::ErrorKind::kPermission;
+  } else if (code == CURLE_OPERATION_TIMEDOUT || code == CURLE_GOT_NOTHING ||
+             code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE) {
+    // Sent (or perhaps sent): whether the server acted on it is unknown.
+    f.kind = sent > 0 ? base::ErrorKind::kTimeout : base::ErrorKind::kTransient;
+  }
+  return f;
 }
 
 }  // namespace phoenix::providers

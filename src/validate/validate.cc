@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "base/hash.h"
 #include "base/strings.h"
 #include "model/interpolate.h"
 #include "model/net.h"
@@ -663,12 +664,7 @@ class Validator {
       }
     }
     if (api.fingerprint.present) {
-      std::string hex;
-      for (char ch : api.fingerprint.value) {
-        if (ch != ':') hex += ch;
-      }
-      if (hex.size() != 64 ||
-          hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      if (!base::normalize_sha256_fingerprint(api.fingerprint.value)) {
         d_.error("bad-fingerprint", api.fingerprint.loc,
                  "proxmox_api.fingerprint is not a SHA-256 certificate fingerprint",
                  "copy it from `pvenode cert info` (32 bytes in hex, colons allowed)");

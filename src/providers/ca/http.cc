@@ -110,26 +110,12 @@ base::Result<HttpResponse> HttpClient::send(const HttpRequest& request) {
   CURLcode code = curl_easy_perform(c);
   curl_slist_free_all(headers);
   if (code != CURLE_OK) {
-    long os_errno = 0;
-    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-    curl_off_t sent = 0;
-    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
-    std::string text = error[0] ? error.data() : curl_easy_strerror(code);
-    ErrorKind kind = ErrorKind::kInternal;
-    std::string hint;
-    if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
-        (code == CURLE_SSL_CONNECT_ERROR && os_errno == ECONNRESET)) {
-      kind = ErrorKind::kTransient;
-      hint = " (is it running? a retry may help)";
-    } else if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
-               code == CURLE_SSL_CONNECT_ERROR) {
-      kind = ErrorKind::kPermission;
-      hint = " (its certificate does not verify against the configured root)";
-    } else if (code == CURLE_OPERATION_TIMEDOUT || code == CURLE_GOT_NOTHING ||
-               code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE) {
-      kind = sent > 0 ? ErrorKind::kTimeout : ErrorKind::kTransient;
-      hint = " (a retry may help)";
-    }
+    auto [kind, text] = providers::classify_failure(c, code, error.data());
+    std::string hint = kind == ErrorKind::kTransient    ? " (is it running? a retry may help)"
+                       : kind == ErrorKind::kPermission ? " (its certificate does not verify "
+                                                          "against the configured root)"
+                       : kind == ErrorKind::kTimeout    ? " (a retry may help)"
+                                                        : "";
     return base::fail(kind, scrub("cannot reach " + options_.what + ": " + request.method + " " +
                                   request.url + ": " + text + hint));
   }

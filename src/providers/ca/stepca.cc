@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/fs.h"
+#include "base/hash.h"
 #include "base/strings.h"
 #include "providers/ca/http.h"
 
@@ -245,14 +246,7 @@ std::string file_mode(mode_t mode) {
 }  // namespace
 
 std::optional<std::string> normalize_fingerprint(std::string_view text) {
-  std::string hex;
-  for (char ch : text) {
-    if (ch == ':') continue;
-    if (!std::isxdigit(static_cast<unsigned char>(ch))) return std::nullopt;
-    hex += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  }
-  if (hex.size() != 64) return std::nullopt;
-  return hex;
+  return base::normalize_sha256_fingerprint(text);
 }
 
 base::Result<std::unique_ptr<CertificateAuthority>> make_step_ca(StepCaOptions o) {

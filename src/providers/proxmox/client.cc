@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "base/fs.h"
+#include "base/hash.h"
 #include "base/strings.h"
 #include "providers/curl_util.h"
 
@@ -20,6 +21,7 @@ namespace phoenix::proxmox {
 namespace {
 
 using providers::append_body;
+using providers::classify_failure;
 using providers::init_curl_once;
 
 using base::ErrorKind;
@@ -158,24 +160,7 @@ class PveClient final : public Transport {
     CURLcode code = curl_easy_perform(c);
     curl_slist_free_all(headers);
     if (code != CURLE_OK) {
-      long os_errno = 0;
-      curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-      curl_off_t sent = 0;
-      curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
-      std::string text = error[0] ? error.data() : curl_easy_strerror(code);
-      ErrorKind kind = ErrorKind::kInternal;
-      if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
-          (code == CURLE_SSL_CONNECT_ERROR && os_errno == ECONNRESET)) {
-        kind = ErrorKind::kTransient;  // the request never left
-      } else if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
-                 code == CURLE_SSL_CONNECT_ERROR) {
-        kind = ErrorKind::kPermission;
-      } else if (code == CURLE_OPERATION_TIMEDOUT || code == CURLE_GOT_NOTHING ||
-                 code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR ||
-                 code == CURLE_PARTIAL_FILE) {
-        // Sent (or perhaps sent): whether the server acted on it is unknown.
-        kind = sent > 0 ? ErrorKind::kTimeout : ErrorKind::kTransient;
-      }
+      auto [kind, text] = classify_failure(c, code, error.data());
       std::string message = std::string(to_string(request.method)) + " " + request.path + " on " +
                             description + ": " + text;
       if (kind == ErrorKind::kPermission) {
@@ -206,16 +191,11 @@ class PveClient final : public Transport {
 }  // namespace
 
 std::optional<std::string> parse_fingerprint(std::string_view text) {
-  std::string hex;
-  for (char ch : text) {
-    if (ch == ':') continue;
-    if (!std::isxdigit(static_cast<unsigned char>(ch))) return std::nullopt;
-    hex += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  }
-  if (hex.size() != 64) return std::nullopt;
+  auto hex = base::normalize_sha256_fingerprint(text);
+  if (!hex) return std::nullopt;
   std::string out;
   for (std::size_t i = 0; i < 64; i += 2) {
-    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    out += static_cast<char>(std::stoi(hex->substr(i, 2), nullptr, 16));
   }
   return out;
 }
