@@ -10,6 +10,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <utility>
 #include <sstream>
 #include <vector>
 
@@ -61,30 +62,30 @@ mode_t process_umask() {
   return mask;
 }
 
-// The file is created with `mode` exactly (not subject to the umask). With Sync::kLater the
-// caller syncs it later, together with the other files it writes.
-Result<void> write_new_file(const fs::path& path, std::string_view content, fs::perms mode,
-                            Sync sync = Sync::kFile) {
-  const auto bits = static_cast<mode_t>(mode) & 0777;
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, bits);
-  if (fd < 0) return std::unexpected(errno_error("cannot create", path, errno));
-  auto written = write_fd_fully(fd, content, path, sync);
+// Creates `name` below `dir` (AT_FDCWD: a path) with `bits` exactly, not subject to the umask,
+// and writes `content`. With Sync::kLater the caller makes it durable later, together with the
+// other files it writes. A file that could not be written completely is removed.
+Result<void> write_new_file_at(int dir, const char* name, std::string_view content, mode_t bits,
+                               const fs::path& shown, Sync sync) {
+  int fd = ::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, bits);
+  if (fd < 0) return std::unexpected(errno_error("cannot create", shown, errno));
+  auto written = write_fd_fully(fd, content, shown, sync);
   // open() applied the umask; set the mode the caller asked for if it took anything away.
   if (written && (bits & process_umask()) != 0 && ::fchmod(fd, bits) != 0) {
-    written = std::unexpected(errno_error("cannot chmod", path, errno));
+    written = std::unexpected(errno_error("cannot chmod", shown, errno));
   }
   ::close(fd);
-  if (!written) {
-    ::unlink(path.c_str());
-    return written;
-  }
-  return {};
+  if (!written) ::unlinkat(dir, name, 0);
+  return written;
 }
 
-// True when `path` is a regular file with exactly `content` and permission bits `bits`.
-bool has_content(const fs::path& path, std::string_view content, mode_t bits) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
+Result<void> write_new_file(const fs::path& path, std::string_view content, fs::perms mode) {
+  return write_new_file_at(AT_FDCWD, path.c_str(), content, static_cast<mode_t>(mode) & 0777, path,
+                           Sync::kFile);
+}
+
+// True when the open file `fd` is a regular file with exactly `content` and permission `bits`.
+bool fd_has_content(int fd, std::string_view content, mode_t bits) {
   struct stat st {};
   bool same = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == bits &&
               static_cast<std::size_t>(st.st_size) == content.size();
@@ -99,7 +100,6 @@ bool has_content(const fs::path& path, std::string_view content, mode_t bits) {
     }
     same = got == buf.size() && buf == content;
   }
-  ::close(fd);
   return same;
 }
 
@@ -149,6 +149,41 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view content, f
   return {};
 }
 
+namespace {
+
+// A directory opened for the *at() calls, closed when it goes.
+class DirFd {
+ public:
+  explicit DirFd(int fd = -1) : fd_(fd) {}
+  DirFd(DirFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  DirFd& operator=(DirFd&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  ~DirFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+DirFd open_dir(int at, const char* path) {
+  return DirFd(::openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+}
+
+// True when `name` below `dir` is a regular file with exactly `content` and permission `bits`.
+bool has_content_at(int dir, const std::string& name, std::string_view content, mode_t bits) {
+  int fd = ::openat(dir, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  bool same = fd_has_content(fd, content, bits);
+  ::close(fd);
+  return same;
+}
+
+}  // namespace
+
 Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
   std::error_code ec;
   fs::path target = dir.has_filename() ? dir : dir.parent_path();
@@ -176,61 +211,58 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
     return fail(ErrorKind::kPermission, "cannot create " + staging.string() + ": " + ec.message());
   }
   auto cleanup = [&] { fs::remove_all(staging, ec); };
-  const auto file_mode = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                         fs::perms::others_read;
-  // A file whose content is unchanged from the tree being replaced is hard-linked from it instead
-  // of written again: it is already on disk, so it needs neither a write nor a sync, and it keeps
-  // its inode and modification time.
-  std::vector<const std::string*> written;
-  std::set<fs::path> made_dirs{staging};
+  DirFd out = open_dir(AT_FDCWD, staging.c_str());
+  if (out.get() < 0) {
+    int err = errno;
+    cleanup();
+    return std::unexpected(errno_error("cannot open", staging, err));
+  }
+  DirFd old = exists ? open_dir(AT_FDCWD, target.c_str()) : DirFd();
+  const auto file_mode = static_cast<mode_t>(fs::perms::owner_read | fs::perms::owner_write |
+                                             fs::perms::group_read | fs::perms::others_read);
+  // Paths are relative to the two directory descriptors: no path is resolved from the root
+  // again for each of the thousands of files a large estate renders.
+  std::set<std::string> made_dirs;
   for (const auto& [rel, content] : files) {
-    fs::path p = staging / rel;
-    if (made_dirs.insert(p.parent_path()).second) {
-      fs::create_directories(p.parent_path(), ec);
-      if (ec) {
+    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
+      std::string sub = rel.substr(0, slash);
+      if (made_dirs.insert(sub).second && ::mkdirat(out.get(), sub.c_str(), 0755) != 0 &&
+          errno != EEXIST) {
+        int err = errno;
         cleanup();
-        return fail(ErrorKind::kInternal, "cannot create " + p.parent_path().string());
+        return std::unexpected(errno_error("cannot create", staging / sub, err));
       }
     }
-    if (exists) {
-      fs::path old = target / rel;
-      if (has_content(old, content, static_cast<mode_t>(file_mode)) &&
-          ::link(old.c_str(), p.c_str()) == 0) {
-        continue;
-      }
+    // A file whose content is unchanged from the tree being replaced is hard-linked from it
+    // instead of written again: it is already on disk, and it keeps its inode and modification
+    // time for the programs that watch it.
+    if (old.get() >= 0 && has_content_at(old.get(), rel, content, file_mode) &&
+        ::linkat(old.get(), rel.c_str(), out.get(), rel.c_str(), 0) == 0) {
+      continue;
     }
-    auto w = write_new_file(p, content, file_mode, Sync::kLater);
-    if (!w) {
+    if (auto w = write_new_file_at(out.get(), rel.c_str(), content, file_mode, staging / rel,
+                                   Sync::kLater);
+        !w) {
       cleanup();
       return w;
     }
-    written.push_back(&rel);
   }
-  auto marker =
-      write_new_file(staging / kTreeMarker, "written by phoenix render\n", file_mode, Sync::kLater);
-  if (!marker) {
+  if (auto w = write_new_file_at(out.get(), kTreeMarker.data(), "written by phoenix render\n",
+                                 file_mode, staging / kTreeMarker, Sync::kLater);
+      !w) {
     cleanup();
-    return marker;
+    return w;
   }
-  // Make every written file durable before the tree becomes visible. Syncing in a second pass,
-  // after all writes, lets the first fsync's journal commit carry the rest: the later ones find
-  // little left to flush, where an fsync right after each write costs milliseconds apiece.
-  // (syncfs would also flush unrelated data on the same file system.)
-  for (const std::string* rel : written) {
-    fs::path p = staging / *rel;
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    int rc = fd < 0 ? -1 : ::fsync(fd);
+  ::fchmod(out.get(), 0755);
+  // Make the whole tree durable, files and directories, before it becomes visible: one syncfs
+  // flushes them together, where an fsync per file costs a device flush apiece (seconds for a
+  // large estate on a slow disk). It also flushes whatever else is dirty on that file system.
+  if (::syncfs(out.get()) != 0) {
     int err = errno;
-    if (fd >= 0) ::close(fd);
-    if (rc != 0) {
-      cleanup();
-      return std::unexpected(errno_error("cannot sync", p, err));
-    }
+    cleanup();
+    return std::unexpected(errno_error("cannot sync", staging, err));
   }
-  fs::permissions(staging,
-                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                      fs::perms::others_read | fs::perms::others_exec,
-                  ec);
 
   if (!exists) {
     if (::rename(staging.c_str(), target.c_str()) != 0) {
