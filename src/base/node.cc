@@ -5,7 +5,6 @@ namespace phoenix::base {
 Node Node::null(SourceLoc loc) {
   Node n;
   n.loc_ = loc;
-  n.text_ = "null";
   return n;
 }
 
@@ -14,7 +13,6 @@ Node Node::boolean(bool v, SourceLoc loc) {
   n.kind_ = Kind::kBool;
   n.bool_ = v;
   n.loc_ = loc;
-  n.text_ = v ? "true" : "false";
   return n;
 }
 
@@ -56,6 +54,13 @@ Node Node::object(SourceLoc loc) {
   n.kind_ = Kind::kObject;
   n.loc_ = loc;
   return n;
+}
+
+const std::string& Node::text() const {
+  static const std::string kNull = "null", kTrue = "true", kFalse = "false";
+  if (kind_ == Kind::kNull) return kNull;
+  if (kind_ == Kind::kBool) return bool_ ? kTrue : kFalse;
+  return text_;
 }
 
 const Node::Member* Node::find_member(std::string_view key) const {

@@ -40,12 +40,16 @@ class Node {
   bool is_object() const { return kind_ == Kind::kObject; }
   bool is_scalar() const { return kind_ != Kind::kArray && kind_ != Kind::kObject; }
 
-  bool as_bool() const { return bool_; }
-  std::int64_t as_int() const { return int_; }
-  double as_double() const { return kind_ == Kind::kInt ? static_cast<double>(int_) : double_; }
+  bool as_bool() const { return kind_ == Kind::kBool && bool_; }
+  std::int64_t as_int() const { return kind_ == Kind::kInt ? int_ : 0; }
+  double as_double() const {
+    return kind_ == Kind::kInt ? static_cast<double>(int_) : kind_ == Kind::kDouble ? double_ : 0;
+  }
   // For strings, the string; for numbers, their source text (e.g. "0.50"); for booleans and null,
   // their canonical spelling.
-  const std::string& text() const { return text_; }
+  const std::string& text() const;
+  // A string's text, for parsers that build it in place.
+  std::string& mutable_text() { return text_; }
 
   // Arrays.
   const std::vector<Node>& items() const { return items_; }
@@ -71,10 +75,12 @@ class Node {
 
  private:
   Kind kind_ = Kind::kNull;
-  bool bool_ = false;
-  std::int64_t int_ = 0;
-  double double_ = 0;
   SourceLoc loc_;
+  union {
+    bool bool_;
+    std::int64_t int_ = 0;
+    double double_;
+  };
   std::string text_;
   std::vector<Node> items_;
   std::vector<Member> members_;

@@ -27,7 +27,7 @@ class Parser {
     skip_space();
     if (!error_ && at_end()) fail_here("the file is empty; expected a JSON value");
     Node root;
-    if (!error_) root = parse_value(0);
+    if (!error_) parse_value(0, root);
     if (!error_) {
       skip_space();
       if (!at_end()) fail_here("unexpected text after the JSON value");
@@ -57,17 +57,24 @@ class Parser {
   void fail_here(std::string message) { fail_at(here(), std::move(message)); }
 
   void skip_space() {
-    while (!at_end()) {
-      char c = text_[pos_];
-      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-        advance();
-      } else if (c == '/' && pos_ + 1 < text_.size() &&
-                 (text_[pos_ + 1] == '/' || text_[pos_ + 1] == '*')) {
-        fail_here("comments are not allowed in JSON");
-        return;
+    const char* data = text_.data();
+    std::size_t pos = pos_;
+    const std::size_t size = text_.size();
+    while (pos < size) {
+      char c = data[pos];
+      if (c == ' ' || c == '\t' || c == '\r') {
+        ++pos;
+      } else if (c == '\n') {
+        ++pos;
+        ++line_;
+        line_start_ = pos;
       } else {
-        return;
+        break;
       }
+    }
+    pos_ = pos;
+    if (pos + 1 < size && data[pos] == '/' && (data[pos + 1] == '/' || data[pos + 1] == '*')) {
+      fail_here("comments are not allowed in JSON");
     }
   }
 
@@ -83,36 +90,47 @@ class Parser {
     return std::string{kHex[c >> 4], kHex[c & 15]};
   }
 
-  Node parse_value(int depth) {
+  // Each parse_* writes its value into `out` where it will stay: values are not moved from
+  // temporaries into their parents, which for a large estate is most of the parsing cost.
+  void parse_value(int depth, Node& out) {
     if (depth > kMaxDepth) {
       fail_here("values are nested more than " + std::to_string(kMaxDepth) + " levels deep");
-      return {};
+      return;
     }
     SourceLoc loc = here();
     char c = peek();
     switch (c) {
       case '{':
-        return parse_object(depth);
+        parse_object(depth, out);
+        return;
       case '[':
-        return parse_array(depth);
+        parse_array(depth, out);
+        return;
       case '"': {
-        std::string s = parse_string();
-        return Node::string(std::move(s), loc);
+        out = Node::string({}, loc);
+        parse_string(out.mutable_text());
+        return;
       }
       case 't':
-        return parse_literal("true", Node::boolean(true, loc));
+        out = parse_literal("true", Node::boolean(true, loc));
+        return;
       case 'f':
-        return parse_literal("false", Node::boolean(false, loc));
+        out = parse_literal("false", Node::boolean(false, loc));
+        return;
       case 'n':
-        return parse_literal("null", Node::null(loc));
+        out = parse_literal("null", Node::null(loc));
+        return;
       default:
-        if (c == '-' || (c >= '0' && c <= '9')) return parse_number();
+        if (c == '-' || (c >= '0' && c <= '9')) {
+          out = parse_number();
+          return;
+        }
         if (c == '\'') {
           fail_here("strings must use double quotes in JSON");
         } else {
           fail_here("expected a JSON value, found " + describe_here());
         }
-        return {};
+        return;
     }
   }
 
@@ -217,28 +235,41 @@ class Parser {
     return true;
   }
 
-  // At an opening quote; returns the decoded string and leaves pos_ after the closing quote.
-  std::string parse_string() {
+  // At an opening quote; decodes the string into `out` (empty) and leaves pos_ after the
+  // closing quote.
+  void parse_string(std::string& out) {
+    // Most strings have no escapes: find the closing quote and take the run in one go.
+    const char* data = text_.data();
+    std::size_t end = pos_ + 1;
+    while (end < text_.size()) {
+      unsigned char u = static_cast<unsigned char>(data[end]);
+      if (u == '"') {
+        out.assign(data + pos_ + 1, end - pos_ - 1);
+        pos_ = end + 1;
+        return;
+      }
+      if (u == '\\' || u < 0x20) break;
+      ++end;
+    }
     SourceLoc open = here();
     advance();
-    std::string out;
     while (true) {
       if (at_end()) {
         fail_at(open, "unterminated string");
-        return out;
+        return;
       }
       char c = peek();
       if (c == '"') {
         advance();
-        return out;
+        return;
       }
       if (c == '\n') {
         fail_at(open, "unterminated string (strings cannot span lines)");
-        return out;
+        return;
       }
       if (static_cast<unsigned char>(c) < 0x20) {
         fail_here("control character in string; write it as an escape such as \\t");
-        return out;
+        return;
       }
       if (c != '\\') {
         // Copy the run of ordinary characters in one go; none of them is a newline.
@@ -282,22 +313,22 @@ class Parser {
         case 'u': {
           advance();
           std::uint32_t cp;
-          if (!parse_hex4(cp)) return out;
+          if (!parse_hex4(cp)) return;
           if (cp >= 0xD800 && cp <= 0xDBFF) {
             std::uint32_t low = 0;
             if (peek() == '\\' && pos_ + 1 < text_.size() && text_[pos_ + 1] == 'u') {
               advance();
               advance();
-              if (!parse_hex4(low)) return out;
+              if (!parse_hex4(low)) return;
             }
             if (low < 0xDC00 || low > 0xDFFF) {
               fail_here("unpaired UTF-16 surrogate in \\u escape");
-              return out;
+              return;
             }
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
           } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             fail_here("unpaired UTF-16 surrogate in \\u escape");
-            return out;
+            return;
           }
           append_utf8(out, cp);
           continue;
@@ -305,36 +336,26 @@ class Parser {
         default:
           fail_here("invalid escape \\" + (at_end() ? std::string() : std::string(1, e)) +
                     " in string");
-          return out;
+          return;
       }
       advance();
     }
   }
 
-  Node parse_object(int depth) {
-    Node obj = Node::object(here());
-    // Members collect on a stack shared by all objects being parsed and move into the object
-    // once its size is known: no reallocation of members while parsing.
-    const std::size_t base = members_.size();
+  void parse_object(int depth, Node& obj) {
+    obj = Node::object(here());
+    auto& members = obj.members();
     // Member lookup for duplicate keys: linear for small objects, an index for large ones
     // (lxc_configs can hold thousands of entries).
-    std::unordered_map<std::string, std::size_t> index;
-    constexpr std::size_t kIndexFrom = 16;
-    auto finish = [&] {
-      std::size_t n = members_.size() - base;
-      obj.members().reserve(n);
-      for (std::size_t i = base; i < members_.size(); ++i) {
-        obj.members().push_back(std::move(members_[i]));
-      }
-      members_.resize(base);
-      return std::move(obj);
-    };
+    std::unordered_map<std::string_view, std::size_t> index;
+    constexpr std::size_t kIndexFrom = 48;
     advance();  // '{'
     skip_space();
     if (peek() == '}') {
       advance();
-      return obj;
+      return;
     }
+    std::string key;
     while (!error_) {
       skip_space();
       if (error_) break;
@@ -347,7 +368,8 @@ class Parser {
         break;
       }
       SourceLoc key_loc = here();
-      std::string key = parse_string();
+      key.clear();
+      parse_string(key);
       if (error_) break;
       skip_space();
       if (peek() != ':') {
@@ -357,30 +379,44 @@ class Parser {
       advance();
       skip_space();
       if (error_) break;
-      Node value = parse_value(depth + 1);
-      if (error_) break;
-      std::size_t count = members_.size() - base;
+      const std::size_t count = members.size();
       if (count == kIndexFrom) {
-        for (std::size_t i = 0; i < count; ++i) index.emplace(members_[base + i].key, i);
+        for (std::size_t i = 0; i < count; ++i) index.emplace(members[i].key, i);
       }
       std::optional<std::size_t> prev;
       if (count >= kIndexFrom) {
         if (auto it = index.find(key); it != index.end()) prev = it->second;
       } else {
         for (std::size_t i = 0; i < count; ++i) {
-          if (members_[base + i].key == key) prev = i;
+          const std::string& k = members[i].key;
+          if (k.size() == key.size() && k[0] == key[0] && k == key) prev = i;
         }
       }
       if (prev) {
-        Node::Member& first = members_[base + *prev];
+        Node value;
+        parse_value(depth + 1, value);
+        if (error_) break;
+        Node::Member& first = members[*prev];
         diags_
             .warning("duplicate-key", key_loc, "duplicate key \"" + key + "\"",
                      "remove one of them; the last value is the one used")
             .related.push_back({first.key_loc, "first defined here"});
         first.value = std::move(value);
       } else {
-        if (count >= kIndexFrom) index.emplace(key, count);
-        members_.push_back(Node::Member{std::move(key), key_loc, std::move(value)});
+        // The index holds views of the keys stored in `members`: rebuilt when the vector moves.
+        const bool moves = members.size() == members.capacity();
+        Node::Member& m = members.emplace_back();
+        m.key = key;
+        m.key_loc = key_loc;
+        if (count >= kIndexFrom) {
+          if (moves) {
+            index.clear();
+            for (std::size_t i = 0; i < count; ++i) index.emplace(members[i].key, i);
+          }
+          index.emplace(m.key, count);
+        }
+        parse_value(depth + 1, m.value);
+        if (error_) break;
       }
       skip_space();
       if (error_) break;
@@ -390,7 +426,7 @@ class Parser {
       }
       if (peek() == '}') {
         advance();
-        return finish();
+        return;
       }
       if (at_end()) {
         fail_at(obj.loc(), "unterminated object: missing '}'");
@@ -398,16 +434,16 @@ class Parser {
         fail_here("expected ',' or '}' after object member, found " + describe_here());
       }
     }
-    return finish();
   }
 
-  Node parse_array(int depth) {
-    Node arr = Node::array(here());
+  void parse_array(int depth, Node& arr) {
+    arr = Node::array(here());
+    auto& items = arr.items();
     advance();  // '['
     skip_space();
     if (peek() == ']') {
       advance();
-      return arr;
+      return;
     }
     while (!error_) {
       skip_space();
@@ -420,7 +456,7 @@ class Parser {
         fail_at(arr.loc(), "unterminated array: missing ']'");
         break;
       }
-      arr.push_back(parse_value(depth + 1));
+      parse_value(depth + 1, items.emplace_back());
       if (error_) break;
       skip_space();
       if (error_) break;
@@ -430,7 +466,7 @@ class Parser {
       }
       if (peek() == ']') {
         advance();
-        return arr;
+        return;
       }
       if (at_end()) {
         fail_at(arr.loc(), "unterminated array: missing ']'");
@@ -438,7 +474,6 @@ class Parser {
         fail_here("expected ',' or ']' after array element, found " + describe_here());
       }
     }
-    return arr;
   }
 
   std::string_view text_;
@@ -448,7 +483,6 @@ class Parser {
   std::uint32_t line_ = 1;
   std::size_t line_start_;
   std::optional<Error> error_;
-  std::vector<Node::Member> members_;  // members of the objects being parsed, innermost last
 };
 
 }  // namespace

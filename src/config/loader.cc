@@ -1,6 +1,9 @@
 #include "config/loader.h"
 
 #include <algorithm>
+#include <atomic>
+#include <deque>
+#include <thread>
 #include <filesystem>
 
 #include "base/strings.h"
@@ -35,16 +38,17 @@ class Loader {
 
   LoadResult run() {
     const auto& paths = estate_->paths;
-    if (auto root = parse_json_file(join_path(paths.config_dir, kHypervisorFile), true)) {
-      read_platform(*root);
-    }
-    if (auto root = parse_json_file(join_path(paths.config_dir, kLxcFile), true)) {
-      read_lxc_file(*root);
-    }
-    if (auto root = parse_json_file(join_path(paths.config_dir, kVmFile), true)) {
-      read_vm_file(*root);
-    }
-    read_stacks();
+    // Every file is read first, then all are parsed at once (on several threads for a large
+    // estate), then their values are read into the estate in the order of the files.
+    ParsedFile* platform = add_file(join_path(paths.config_dir, kHypervisorFile), Syntax::kJson);
+    ParsedFile* lxc = add_file(join_path(paths.config_dir, kLxcFile), Syntax::kJson);
+    ParsedFile* vm = add_file(join_path(paths.config_dir, kVmFile), Syntax::kJson);
+    std::vector<StackFiles> stacks = find_stacks();
+    parse_all();
+    if (auto* root = take(*platform)) read_platform(*root);
+    if (auto* root = take(*lxc)) read_lxc_file(*root);
+    if (auto* root = take(*vm)) read_vm_file(*root);
+    read_stacks(stacks);
     estate_->reindex();
     return LoadResult{std::move(estate_), std::move(diags_)};
   }
@@ -52,50 +56,100 @@ class Loader {
  private:
   // ---- files -------------------------------------------------------------------------------
 
-  std::optional<std::string> read_text(const std::string& path, bool required) {
-    auto text = tree_.read(path);
+  enum class Syntax { kJson, kYaml };
+
+  // One configuration file: read, then parsed with diagnostics of its own (parsers may run in
+  // parallel), which join the estate's when its values are read.
+  struct ParsedFile {
+    std::string path;
+    Syntax syntax = Syntax::kJson;
+    std::uint32_t id = 0;  // in estate_->sources; 0 when the file could not be read
+    std::optional<Node> root;
+    base::Diagnostics diags;
+  };
+
+  struct StackFiles {
+    std::string name, dir;
+    ParsedFile* compose = nullptr;   // absent: no compose file
+    ParsedFile* manifest = nullptr;  // absent: no phoenix.json
+  };
+
+  ParsedFile* add_file(std::string path, Syntax syntax) {
+    ParsedFile& f = files_.emplace_back();
+    f.path = std::move(path);
+    f.syntax = syntax;
+    auto text = tree_.read(f.path);
     if (!text) {
-      if (required || text.error().kind() != base::ErrorKind::kNotFound) {
-        std::string hint;
-        if (text.error().kind() == base::ErrorKind::kNotFound) {
-          hint = "point -C (or PHOENIX_CONFIG_DIR) at the directory holding " +
-                 std::string(kHypervisorFile) + ", " + kLxcFile + " and " + kVmFile;
-        }
-        diags_.error("missing-file", {}, text.error().message(), hint);
+      std::string hint;
+      if (text.error().kind() == base::ErrorKind::kNotFound) {
+        hint = "point -C (or PHOENIX_CONFIG_DIR) at the directory holding " +
+               std::string(kHypervisorFile) + ", " + kLxcFile + " and " + kVmFile;
       }
-      return std::nullopt;
+      f.diags.error("missing-file", {}, text.error().message(), hint);
+      return &f;
     }
-    return std::move(*text);
+    f.id = estate_->sources.add(f.path, std::move(*text));
+    return &f;
   }
 
-  std::optional<Node> parse_json_file(const std::string& path, bool required) {
-    auto text = read_text(path, required);
-    if (!text) return std::nullopt;
-    std::uint32_t id = estate_->sources.add(path, std::move(*text));
-    auto node = parse_json(estate_->sources.text(id), id, diags_);
+  // Parses one file that was read. Touches nothing but `f` (and reads the sources, which no
+  // one changes while files are parsed).
+  void parse(ParsedFile& f) const {
+    if (f.id == 0) return;
+    const std::string& text = estate_->sources.text(f.id);
+    if (f.syntax == Syntax::kYaml) {
+      auto node = parse_yaml(text, f.id);
+      if (!node) {
+        f.diags.error("yaml-syntax", node.error().loc(), node.error().message());
+        return;
+      }
+      f.root = std::move(*node);
+      return;
+    }
+    auto node = parse_json(text, f.id, f.diags);
     if (!node) {
-      diags_.error("json-syntax", node.error().loc(), node.error().message());
-      return std::nullopt;
+      f.diags.error("json-syntax", node.error().loc(), node.error().message());
+      return;
     }
     if (!node->is_object()) {
-      diags_.error(
-          "wrong-type", node->loc(),
-          "the top level of " + path + " must be an object, not " + std::string(node->kind_name()));
-      return std::nullopt;
+      f.diags.error("wrong-type", node->loc(),
+                    "the top level of " + f.path + " must be an object, not " +
+                        std::string(node->kind_name()));
+      return;
     }
-    return std::move(*node);
+    f.root = std::move(*node);
   }
 
-  std::optional<Node> parse_yaml_file(const std::string& path) {
-    auto text = read_text(path, true);
-    if (!text) return std::nullopt;
-    std::uint32_t id = estate_->sources.add(path, std::move(*text));
-    auto node = parse_yaml(estate_->sources.text(id), id);
-    if (!node) {
-      diags_.error("yaml-syntax", node.error().loc(), node.error().message());
-      return std::nullopt;
+  // Parsing is most of the cost of loading a large estate, and files are independent: a few
+  // threads take them biggest first. Small estates are parsed on this thread alone.
+  void parse_all() {
+    std::vector<ParsedFile*> order;
+    std::size_t bytes = 0;
+    for (ParsedFile& f : files_) {
+      if (f.id == 0) continue;
+      order.push_back(&f);
+      bytes += estate_->sources.text(f.id).size();
     }
-    return std::move(*node);
+    std::stable_sort(order.begin(), order.end(), [&](const ParsedFile* a, const ParsedFile* b) {
+      return estate_->sources.text(a->id).size() > estate_->sources.text(b->id).size();
+    });
+    constexpr std::size_t kParallelFrom = 256 * 1024;
+    unsigned workers = std::min<unsigned>(std::max(1u, std::thread::hardware_concurrency()), 4);
+    if (bytes < kParallelFrom || order.size() < 2) workers = 1;
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      for (std::size_t i = next++; i < order.size(); i = next++) parse(*order[i]);
+    };
+    std::vector<std::jthread> threads;
+    for (unsigned w = 1; w < workers; ++w) threads.emplace_back(work);
+    work();
+  }
+
+  // The file's diagnostics join the estate's; returns its parsed root, if any.
+  const Node* take(ParsedFile& f) {
+    diags_.append(f.diags);
+    f.diags = {};
+    return f.root ? &*f.root : nullptr;
   }
 
   // ---- shared shapes -----------------------------------------------------------------------
@@ -702,23 +756,39 @@ class Loader {
 
   // ---- stacks/<name>/ ----------------------------------------------------------------------
 
-  void read_stacks() {
+  // The stack directories, with their files read (to be parsed with the others).
+  std::vector<StackFiles> find_stacks() {
+    std::vector<StackFiles> stacks;
     const std::string& dir = estate_->paths.stacks_dir;
     for (const std::string& name : tree_.list_dirs(dir)) {
-      model::Stack stack;
-      stack.name = name;
-      stack.dir = join_path(dir, name);
-      std::string manifest = join_path(stack.dir, "phoenix.json");
-      std::string compose = join_path(stack.dir, "docker-compose.yml");
-      if (!tree_.is_file(compose) && tree_.is_file(join_path(stack.dir, "docker-compose.yaml"))) {
-        compose = join_path(stack.dir, "docker-compose.yaml");
+      StackFiles sf;
+      sf.name = name;
+      sf.dir = join_path(dir, name);
+      std::string manifest = join_path(sf.dir, "phoenix.json");
+      std::string compose = join_path(sf.dir, "docker-compose.yml");
+      if (!tree_.is_file(compose) && tree_.is_file(join_path(sf.dir, "docker-compose.yaml"))) {
+        compose = join_path(sf.dir, "docker-compose.yaml");
       }
-      stack.has_manifest = tree_.is_file(manifest);
-      stack.has_compose = tree_.is_file(compose);
-      if (!stack.has_manifest && !stack.has_compose) continue;  // not a stack directory
-      if (stack.has_compose) {
-        if (auto node = parse_yaml_file(compose)) {
-          stack.compose = std::move(*node);
+      bool has_manifest = tree_.is_file(manifest);
+      bool has_compose = tree_.is_file(compose);
+      if (!has_manifest && !has_compose) continue;  // not a stack directory
+      if (has_compose) sf.compose = add_file(compose, Syntax::kYaml);
+      if (has_manifest) sf.manifest = add_file(manifest, Syntax::kJson);
+      stacks.push_back(std::move(sf));
+    }
+    return stacks;
+  }
+
+  void read_stacks(const std::vector<StackFiles>& stacks) {
+    for (const StackFiles& sf : stacks) {
+      model::Stack stack;
+      stack.name = sf.name;
+      stack.dir = sf.dir;
+      stack.has_manifest = sf.manifest != nullptr;
+      stack.has_compose = sf.compose != nullptr;
+      if (sf.compose) {
+        if (take(*sf.compose)) {
+          stack.compose = std::move(*sf.compose->root);
           stack.compose_loc = SourceLoc{stack.compose.loc().file, 0, 0};
           if (!stack.compose.is_object()) {
             diags_.error("wrong-type", stack.compose.loc(),
@@ -731,8 +801,8 @@ class Loader {
           stack.compose_unreadable = true;
         }
       }
-      if (stack.has_manifest) {
-        if (auto node = parse_json_file(manifest, true)) {
+      if (sf.manifest) {
+        if (const Node* node = take(*sf.manifest)) {
           stack.manifest_loc = SourceLoc{node->loc().file, 0, 0};
           read_manifest(*node, stack);
         } else {
@@ -825,6 +895,7 @@ class Loader {
 
   SourceTree& tree_;
   std::unique_ptr<model::Estate> estate_;
+  std::deque<ParsedFile> files_;  // a deque: the pointers handed out stay valid
   base::Diagnostics diags_;
 };
 
