@@ -49,6 +49,7 @@ class Loader {
     if (auto* root = take(*lxc)) read_lxc_file(*root);
     if (auto* root = take(*vm)) read_vm_file(*root);
     read_stacks(stacks);
+    files_.clear();  // the trees that were read (compose files were moved into their stacks)
     estate_->reindex();
     return LoadResult{std::move(estate_), std::move(diags_)};
   }
