@@ -614,10 +614,10 @@ int main(int argc, char** argv) {
     // deleting the previous tree just before would time that deletion, not Phoenix.
     auto render_into = [&](const fs::path& base) {
       return [&, base](int k) {
-        return std::vector<std::string>{bin.string(), "-C", etc, "render", "--out",
-                                        (base / ("out-" + std::to_string(n) + "-" +
-                                                 std::to_string(k)))
-                                            .string()};
+        return std::vector<std::string>{
+            bin.string(), "-C",
+            etc,          "render",
+            "--out",      (base / ("out-" + std::to_string(n) + "-" + std::to_string(k))).string()};
       };
     };
     Row row{n, est.guests, est.stacks, r, {}, {}, {}, {}, {}, {}};
@@ -643,12 +643,11 @@ int main(int argc, char** argv) {
   }
   if (!shm.empty()) fs::remove_all(shm);
 
-  std::printf(
-      "\n%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s\n", "size",
-      "guests", "stacks", "runs", "validate", "RSS", "render", "RSS", "plan", "RSS", "sum",
-      "sum/guest", "render -n", "re-render", "tmpfs");
-  std::printf("%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s\n",
-              "", "", "", "", "med ms", "MiB", "med ms", "MiB", "med ms", "MiB", "med ms", "ms",
+  std::printf("\n%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s\n",
+              "size", "guests", "stacks", "runs", "validate", "RSS", "render", "RSS", "plan", "RSS",
+              "sum", "sum/guest", "render -n", "re-render", "tmpfs");
+  std::printf("%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s\n", "",
+              "", "", "", "med ms", "MiB", "med ms", "MiB", "med ms", "MiB", "med ms", "ms",
               "med ms", "med ms", "med ms");
   std::printf("%s\n", std::string(160, '-').c_str());
   for (const Row& row : rows) {

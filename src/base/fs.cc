@@ -10,8 +10,8 @@
 #include <fstream>
 #include <random>
 #include <set>
-#include <utility>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 namespace phoenix::base {

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <thread>
 #include <filesystem>
+#include <thread>
 
 #include "base/strings.h"
 #include "config/json_parser.h"
