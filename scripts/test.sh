@@ -9,5 +9,9 @@ scripts/docker-env.sh
 # repository (scripts/build-step-ca.sh).
 PHOENIX_STEP_CA="$(scripts/build-step-ca.sh)"
 export PHOENIX_STEP_CA
+# The real Traefik the routing test sends requests through (scripts/build-traefik.sh), cached
+# the same way.
+PHOENIX_TRAEFIK="$(scripts/build-traefik.sh)"
+export PHOENIX_TRAEFIK
 scripts/build.sh ci
 ctest --preset ci "$@"

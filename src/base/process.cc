@@ -108,4 +108,51 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
   return result;
 }
 
+Runner local_runner(std::chrono::milliseconds timeout) {
+  return [timeout](const std::vector<std::string>& argv, std::string_view input) {
+    return run_process(argv, std::string(input), timeout);
+  };
+}
+
+Runner ssh_runner(std::string target, std::chrono::milliseconds timeout) {
+  return [target = std::move(target), timeout](const std::vector<std::string>& argv,
+                                               std::string_view input) -> Result<ProcessResult> {
+    std::string remote;
+    for (const std::string& a : argv) {
+      if (!remote.empty()) remote += ' ';
+      remote += shell_quote(a);
+    }
+    auto r = run_process(
+        {"ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "--", target, remote},
+        std::string(input), timeout);
+    if (r && r->exit_code == 255) {
+      std::string err = r->err;
+      while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+      return fail(ErrorKind::kTransient, "ssh " + target + " failed: " + err);
+    }
+    return r;
+  };
+}
+
+Runner prefixed_runner(Runner via, std::vector<std::string> prefix) {
+  return [via = std::move(via), prefix = std::move(prefix)](const std::vector<std::string>& argv,
+                                                            std::string_view input) {
+    std::vector<std::string> full = prefix;
+    full.insert(full.end(), argv.begin(), argv.end());
+    return via(full, input);
+  };
+}
+
+std::string shell_quote(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
 }  // namespace phoenix::base

@@ -1,10 +1,11 @@
-// phoenix sync dns | sync gateways: the DNS records on the host, Traefik's configuration and the
-// Nginx gateway's site in their guests, delivered and loaded (deliver/).
+// phoenix sync dns | sync gateways | sync certs: the DNS records on the host, Traefik's
+// configuration, the Nginx gateway's site and every certificate in their guests, delivered and
+// loaded (deliver/).
 //
-// Channels, for now: the host is reached locally, below proxmox_api.host_root (default /); a
-// guest through its `local_root`, a directory of this machine that stands for the guest's /,
-// with the guest's commands run on this machine. That is what labs and tests use; the pct and
-// guest-agent channels come later, and until then a guest without local_root is an error.
+// Channels: the node (where the DNS records live) is this machine, below
+// proxmox_api.host_root (default /), or the node over SSH (proxmox_api.host_ssh). An LXC is
+// reached through `pct exec` on the node, a VM through its QEMU guest agent over the Proxmox
+// API; a guest's `local_root` (tests) stands for its / on this machine instead.
 
 #include <algorithm>
 #include <ctime>
@@ -15,11 +16,13 @@
 #include <variant>
 
 #include "cli/commands.h"
+#include "cli/engines.h"
 #include "compile/desired.h"
 #include "deliver/deliver.h"
 #include "deliver/targets.h"
 #include "providers/ca/stepca.h"
 #include "providers/guest/channel.h"
+#include "providers/proxmox/agent.h"
 
 namespace phoenix::cli {
 namespace {
@@ -32,32 +35,58 @@ struct Outcome {
   deliver::Report report;
 };
 
-base::Result<std::unique_ptr<guest::GuestChannel>> host_channel(const model::Estate& e) {
+std::unique_ptr<guest::GuestChannel> host_channel(const model::Estate& e) {
   const model::ProxmoxApi& api = e.platform.proxmox_api;
   if (api.host_ssh.present) {
-    return base::fail(base::ErrorKind::kInvalidInput,
-                      "the DNS records go to the Proxmox host, which proxmox_api.host_ssh (" +
-                          api.host_ssh.value +
-                          ") says is remote; Phoenix cannot run commands there yet: run it on "
-                          "the node itself, without host_ssh");
+    return guest::exec_guest(base::ssh_runner(api.host_ssh.value),
+                             "the node (ssh " + api.host_ssh.value + ")");
   }
   return guest::local_guest(api.host_root.present ? api.host_root.value : "/");
 }
 
-base::Result<std::unique_ptr<guest::GuestChannel>> guest_channel(const model::Estate& e,
-                                                                 model::GuestId id,
-                                                                 std::string_view role) {
-  const model::Guest* g = e.guest(id);
-  if (!g->local_root.present) {
-    return base::fail(base::ErrorKind::kInvalidInput,
-                      g->label() + ", the " + std::string(role) +
-                          ", has no channel Phoenix can use yet: set \"local_root\" in its entry "
-                          "to the directory that stands for its / (for a lab, e.g. /var/lib/lxc/" +
-                          std::to_string(id) +
-                          "/rootfs); Phoenix reaches guests through pct and the guest agent "
-                          "in a later version");
+// Each guest's channel, opened on first use; the Proxmox API only once a VM needs it.
+class Channels {
+ public:
+  explicit Channels(const model::Estate& e) : e_(e) {}
+
+  base::Result<guest::GuestChannel*> get(model::GuestId id) {
+    if (auto it = open_.find(id); it != open_.end()) return it->second.get();
+    const model::Guest* g = e_.guest(id);
+    std::unique_ptr<guest::GuestChannel> ch;
+    if (g->local_root.present) {
+      ch = guest::local_guest(g->local_root.value);
+    } else if (g->is_lxc()) {
+      const model::ProxmoxApi& api = e_.platform.proxmox_api;
+      ch = api.host_ssh.present ? guest::pct_guest(base::ssh_runner(api.host_ssh.value), id,
+                                                   "ssh " + api.host_ssh.value)
+                                : guest::pct_guest(base::local_runner(), id, "this node");
+    } else {
+      if (!pve_) {
+        auto pve = open_proxmox(e_);
+        if (!pve) {
+          return base::fail(
+              pve.error().kind(),
+              "Phoenix reaches " + g->label() +
+                  " through its QEMU guest agent, over the Proxmox API: " + pve.error().message());
+        }
+        pve_ = std::move(*pve);
+      }
+      ch = guest::exec_guest(proxmox::agent_runner(*pve_, proxmox_node(e_), id),
+                             g->label() + " through its guest agent (" + pve_->describe() + ")");
+    }
+    return (open_[id] = std::move(ch)).get();
   }
-  return guest::local_guest(g->local_root.value);
+
+ private:
+  const model::Estate& e_;
+  std::unique_ptr<proxmox::Pve> pve_;
+  std::map<model::GuestId, std::unique_ptr<guest::GuestChannel>> open_;
+};
+
+// A guest that cannot be reached: invalid input when the estate says how to reach it wrongly
+// (no secret file, say), else what the provider's failure means.
+int channel_exit(const base::Error& error) {
+  return error.kind() == base::ErrorKind::kInvalidInput ? kExitInvalid : provider_exit(error);
 }
 
 deliver::Report skipped(std::string name, std::string why) {
@@ -140,12 +169,8 @@ int run_sync_dns(const GlobalOptions& g) {
     return finish(g, "sync dns", outcomes);
   }
   auto host = host_channel(e);
-  if (!host) {
-    print_error(g, host.error().message());
-    return kExitInvalid;
-  }
   outcomes.push_back({"dns on the host", std::nullopt,
-                      deliver::deliver_dns(**host, deliver::dns_delivery(e, desired), options)});
+                      deliver::deliver_dns(*host, deliver::dns_delivery(e, desired), options)});
   return finish(g, "sync dns", outcomes);
 }
 
@@ -158,23 +183,19 @@ int run_sync_gateways(const GlobalOptions& g) {
   auto traefik = deliver::traefik_delivery(e, desired);
   auto gateway = deliver::gateway_delivery(e, desired);
 
-  // Every channel first: a guest Phoenix cannot reach is invalid input, and nothing changes.
-  std::unique_ptr<guest::GuestChannel> traefik_ch, gateway_ch;
-  if (traefik) {
-    auto ch = guest_channel(e, traefik->guest, "Traefik guest");
-    if (!ch) {
-      print_error(g, ch.error().message());
-      return kExitInvalid;
+  // Every channel first: a guest Phoenix cannot reach is an error, and nothing changes.
+  Channels channels(e);
+  guest::GuestChannel *traefik_ch = nullptr, *gateway_ch = nullptr;
+  for (auto [id, ch] :
+       {std::pair{traefik ? std::optional(traefik->guest) : std::nullopt, &traefik_ch},
+        std::pair{gateway ? std::optional(gateway->guest) : std::nullopt, &gateway_ch}}) {
+    if (!id) continue;
+    auto opened = channels.get(*id);
+    if (!opened) {
+      print_error(g, opened.error().message());
+      return channel_exit(opened.error());
     }
-    traefik_ch = std::move(*ch);
-  }
-  if (gateway) {
-    auto ch = guest_channel(e, gateway->guest, "gateway");
-    if (!ch) {
-      print_error(g, ch.error().message());
-      return kExitInvalid;
-    }
-    gateway_ch = std::move(*ch);
+    *ch = *opened;
   }
 
   std::vector<Outcome> outcomes;
@@ -225,18 +246,21 @@ int run_sync_certs(const GlobalOptions& g) {
   }
 
   // Every channel first: a guest Phoenix cannot reach is invalid input, and nothing changes.
+  // Every guest that is not a template holds the root in its trust store; the channels first:
+  // a guest Phoenix cannot reach is an error, and nothing changes.
   auto certs = deliver::certificate_deliveries(e, desired);
-  std::map<model::GuestId, std::unique_ptr<guest::GuestChannel>> channels;
+  Channels opened(e);
+  std::map<model::GuestId, guest::GuestChannel*> channels;
   for (const model::Guest& guest : e.guests) {
     bool has_cert =
         std::any_of(certs.begin(), certs.end(), [&](const auto& c) { return c.guest == guest.id; });
-    if (!has_cert && (!guest.local_root.present || guest.is_template.value)) continue;
-    auto ch = guest_channel(e, guest.id, "holder of a certificate");
+    if (!has_cert && guest.is_template.value) continue;
+    auto ch = opened.get(guest.id);
     if (!ch) {
       print_error(g, ch.error().message());
-      return kExitInvalid;
+      return channel_exit(ch.error());
     }
-    channels[guest.id] = std::move(*ch);
+    channels[guest.id] = *ch;
   }
 
   std::vector<Outcome> outcomes;

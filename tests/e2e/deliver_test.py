@@ -319,10 +319,13 @@ def test_traefik(phoenix, source, specs, tmp):
                                 "reload": [PY, LAB, "count", reloads]}
     estate.edit_platform(platform)
 
-    r = run([phoenix, "-C", estate.etc, "sync", "gateways"], check=False)
-    check(r.returncode == 1 and "LXC 102 (Traefik-Internal), the Traefik guest, has no channel "
-          "Phoenix can use yet: set \"local_root\" in its entry" in r.stderr,
-          "without a channel into the guests, sync gateways is invalid input (exit 1)")
+    if not which("pct"):
+        r = run([phoenix, "-C", estate.etc, "sync", "gateways"], check=False)
+        check(r.returncode == 2 and "reading /etc/traefik/dynamic/dynamic_conf.yml in LXC 102 "
+              "through pct (this node): cannot run pct" in r.stderr and
+              "run it on the node, or set proxmox_api.host_ssh" in r.stderr,
+              "without local_root, Phoenix reaches the guests through pct, which is not here "
+              "(exit 2, the error says how to fix it)")
 
     def roots(lxcs):
         for ctid in ("101", "102"):
@@ -409,6 +412,18 @@ def make_pki(d, domain):
             "-out", f"{d}/server.crt")
 
 
+def issue(d, name, sans, ca="root"):
+    """A server certificate `d`/`name`.crt (and .key) for `sans`, issued by `ca` of make_pki."""
+    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={sans[0]}",
+            "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr")
+    with open(f"{d}/{name}.cnf", "w") as f:
+        f.write("subjectAltName=" + ",".join(f"DNS:{n}" for n in sans) + "\n"
+                "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/{ca}.crt", "-CAkey",
+            f"{d}/{ca}.key", "-CAcreateserial", "-days", "2", "-extfile", f"{d}/{name}.cnf",
+            "-out", f"{d}/{name}.crt")
+
+
 class Namespaces:
     """Two network namespaces joined by a veth pair: the gateway guest's (also with its own
     mount namespace, where its local root's /etc/nginx is the guest's /etc/nginx) and the
@@ -419,19 +434,24 @@ class Namespaces:
         self.procs = []
         self.veth = None
 
-    def start(self, nginx_etc, gateway_ip, traefik_ip):
+    def start(self, nginx_etc, gateway_ip, traefik_ip, traefik_mount=False, traefik_extra=()):
+        """traefik_mount gives the Traefik side a mount namespace of its own too; traefik_extra
+        are more addresses there (backends behind Traefik)."""
         self.gw = self.hold(["unshare", "--net", "--mount", "--propagation", "private", "--",
                              "sh", "-c", 'ip link set lo up && mount --bind "$1" /etc/nginx && '
                              'echo ready && exec cat', "sh", nginx_etc])
-        self.tr = self.hold(["unshare", "--net", "--", "sh", "-c",
-                             "ip link set lo up && echo ready && exec cat"])
+        self.tr = self.hold(["unshare", "--net"]
+                            + (["--mount", "--propagation", "private"] if traefik_mount else [])
+                            + ["--", "sh", "-c", "ip link set lo up && echo ready && exec cat"])
         self.veth = f"phxg{self.gw.pid}"[:15]
         peer = f"phxt{self.gw.pid}"[:15]
         run(["ip", "link", "add", self.veth, "type", "veth", "peer", "name", peer])
         run(["ip", "link", "set", self.veth, "netns", str(self.gw.pid)])
         run(["ip", "link", "set", peer, "netns", str(self.tr.pid)])
-        for holder, dev, ip in ((self.gw, self.veth, gateway_ip), (self.tr, peer, traefik_ip)):
-            run(self.enter(holder, "ip", "addr", "add", f"{ip}/24", "dev", dev))
+        for holder, dev, ips in ((self.gw, self.veth, [gateway_ip]),
+                                 (self.tr, peer, [traefik_ip, *traefik_extra])):
+            for ip in ips:
+                run(self.enter(holder, "ip", "addr", "add", f"{ip}/24", "dev", dev))
             run(self.enter(holder, "ip", "link", "set", dev, "up"))
 
     def hold(self, argv):
@@ -462,6 +482,69 @@ class Namespaces:
             run(["ip", "link", "del", self.veth], check=False)
 
 
+class Gateway:
+    """The gateway guest's side of a test: its /etc/nginx in its local root with Debian's layout,
+    the certificate and key the rendered site names (issued by a test root, in `pki`), and nginx
+    itself, started in the gateway's namespaces."""
+
+    def __init__(self, phoenix, estate, tmp, domain):
+        self.guests = os.path.join(tmp, "guests")
+        self.nginx_etc = os.path.join(self.guests, "101", "etc", "nginx")
+        self.work = os.path.join(tmp, "nginx-run")
+        self.errlog = os.path.join(self.work, "error.log")
+        for d in ("sites-available", "sites-enabled", "ssl"):
+            os.makedirs(os.path.join(self.nginx_etc, d))
+        os.makedirs(self.work)
+        run([phoenix, "-C", estate.etc, "render", "--out", os.path.join(tmp, "render")])
+        with open(os.path.join(tmp, "render", "nginx", "phoenix-gateway.conf")) as f:
+            self.rendered = f.read()
+        cert = re.search(r"^\s*ssl_certificate\s+(\S+);", self.rendered, re.M).group(1)
+        key = re.search(r"^\s*ssl_certificate_key\s+(\S+);", self.rendered, re.M).group(1)
+        self.pki = os.path.join(tmp, "pki")
+        make_pki(self.pki, domain)
+        shutil.copy(f"{self.pki}/server.crt", os.path.join(self.guests, "101", cert.lstrip("/")))
+        shutil.copy(f"{self.pki}/server.key", os.path.join(self.guests, "101", key.lstrip("/")))
+        # Debian's layout: nginx.conf includes sites-enabled/*, which links the site Phoenix
+        # writes into sites-available.
+        with open(os.path.join(self.nginx_etc, "nginx.conf"), "w") as f:
+            f.write(f"pid {self.work}/nginx.pid;\nerror_log {self.errlog} notice;\nevents {{}}\n"
+                    "http {\n  access_log off;\n"
+                    + "".join(f"  {k}_temp_path {self.work}/{k};\n"
+                              for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+                    + "  include /etc/nginx/sites-enabled/*;\n}\n")
+
+    def start(self, ns, procs):
+        nginx = subprocess.Popen(ns.enter(ns.gw, "nginx", "-g", "daemon off;", "-e", self.errlog,
+                                          mount=True))
+        procs.append(nginx)
+        poll(lambda: os.path.exists(f"{self.work}/nginx.pid"), 10, "nginx to start")
+        os.symlink("/etc/nginx/sites-available/phoenix-gateway",
+                   os.path.join(self.nginx_etc, "sites-enabled", "phoenix-gateway"))
+        cmd = ns.enter(ns.gw, "nginx", mount=True)
+        # nginx_gateway of phoenix_hypervisor_config.json: test and reload in the namespaces.
+        return {"test": cmd + ["-t", "-e", self.errlog],
+                "reload": cmd + ["-s", "reload", "-e", self.errlog]}
+
+    def get(self, ns, host, cafile=None, path="/"):
+        return run(ns.enter(ns.gw, PY, LAB, "https-get", cafile or f"{self.pki}/root.crt", host,
+                            "443", "127.0.0.1", path), check=False)
+
+    def reloads(self):
+        with open(self.errlog) as f:
+            return f.read().count("(SIGHUP) received")
+
+
+def stop_all(procs, ns):
+    for p in reversed(procs):
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    ns.close()
+
+
 def test_gateway(phoenix, source, specs, tmp):
     need_programs("nginx", "openssl", "unshare", "nsenter", "ip")
     if os.geteuid() != 0:
@@ -471,32 +554,9 @@ def test_gateway(phoenix, source, specs, tmp):
     domain = estate.load("phoenix_hypervisor_config.json")["domain_name"]
     gateway_ip = ip_of(with_feature(estate, "nginx_gateway")[1])
     traefik_ip = ip_of(with_feature(estate, "traefik")[1])
-    guests = os.path.join(tmp, "guests")
-    nginx_etc = os.path.join(guests, "101", "etc", "nginx")
-    work = os.path.join(tmp, "nginx-run")
-    errlog = os.path.join(work, "error.log")
-    for d in ("sites-available", "sites-enabled", "ssl"):
-        os.makedirs(os.path.join(nginx_etc, d))
-    os.makedirs(work)
-
-    # The certificate and key the rendered site names, issued by the test root.
-    run([phoenix, "-C", estate.etc, "render", "--out", os.path.join(tmp, "render")])
-    with open(os.path.join(tmp, "render", "nginx", "phoenix-gateway.conf")) as f:
-        rendered = f.read()
-    cert = re.search(r"^\s*ssl_certificate\s+(\S+);", rendered, re.M).group(1)
-    key = re.search(r"^\s*ssl_certificate_key\s+(\S+);", rendered, re.M).group(1)
-    pki = os.path.join(tmp, "pki")
-    make_pki(pki, domain)
-    shutil.copy(f"{pki}/server.crt", os.path.join(guests, "101", cert.lstrip("/")))
-    shutil.copy(f"{pki}/server.key", os.path.join(guests, "101", key.lstrip("/")))
-    # Debian's layout: nginx.conf includes sites-enabled/*, which links the site Phoenix writes
-    # into sites-available.
-    with open(os.path.join(nginx_etc, "nginx.conf"), "w") as f:
-        f.write(f"pid {work}/nginx.pid;\nerror_log {errlog} notice;\nevents {{}}\nhttp {{\n"
-                "  access_log off;\n"
-                + "".join(f"  {k}_temp_path {work}/{k};\n"
-                          for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-                + "  include /etc/nginx/sites-enabled/*;\n}\n")
+    gw = Gateway(phoenix, estate, tmp, domain)
+    guests, nginx_etc, pki = gw.guests, gw.nginx_etc, gw.pki
+    rendered = gw.rendered
 
     ns = Namespaces()
     procs = []
@@ -507,18 +567,10 @@ def test_gateway(phoenix, source, specs, tmp):
         procs.append(backend)
         check(backend.stdout.readline().strip() == "ready",
               f"a backend stands in for Traefik on {traefik_ip}:80")
-        nginx = subprocess.Popen(ns.enter(ns.gw, "nginx", "-g", "daemon off;", "-e", errlog,
-                                          mount=True))
-        procs.append(nginx)
-        poll(lambda: os.path.exists(f"{work}/nginx.pid"), 10, "nginx to start")
-        os.symlink("/etc/nginx/sites-available/phoenix-gateway",
-                   os.path.join(nginx_etc, "sites-enabled", "phoenix-gateway"))
-
-        nginx_cmd = ns.enter(ns.gw, "nginx", mount=True)
+        nginx_gateway = gw.start(ns, procs)
 
         def platform(doc):
-            doc["nginx_gateway"] = {"test": nginx_cmd + ["-t", "-e", errlog],
-                                    "reload": nginx_cmd + ["-s", "reload", "-e", errlog]}
+            doc["nginx_gateway"] = nginx_gateway
             doc["traefik"] = {"restart": ["true"]}
         estate.edit_platform(platform)
 
@@ -530,16 +582,12 @@ def test_gateway(phoenix, source, specs, tmp):
         host = f"qdrant.{domain}"
 
         def get(cafile=f"{pki}/root.crt"):
-            r = run(ns.enter(ns.gw, PY, LAB, "https-get", cafile, host, "443", "127.0.0.1"),
-                    check=False)
-            return r
+            return gw.get(ns, host, cafile)
 
         def reached():
             r = get()
             return r.returncode == 0 and r.stdout.startswith("200\n") and r
-        def reloads():
-            with open(errlog) as f:
-                return f.read().count("(SIGHUP) received")
+        reloads = gw.reloads
 
         check(get().returncode != 0, "before sync gateways, nothing answers HTTPS")
         doc = phoenix_json(phoenix, estate, "sync", "gateways")
@@ -579,17 +627,168 @@ def test_gateway(phoenix, source, specs, tmp):
         check(bool(r) and f"backend host={host}" in r.stdout and reloads() == 1,
               "the same HTTPS request still reaches the backend; nginx was not reloaded")
     finally:
-        for p in reversed(procs):
-            p.terminate()
+        stop_all(procs, ns)
+
+
+# ---- routing through a real Traefik --------------------------------------------------------------
+
+def traefik_binary():
+    path = os.environ.get("PHOENIX_TRAEFIK") or os.path.join(
+        os.environ.get("PHOENIX_CACHE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "phoenix"),
+        "traefik-v3.6.12", "bin", "traefik")
+    if not os.access(path, os.X_OK):
+        raise Skip(f"no Traefik at {path} (scripts/build-traefik.sh builds it; PHOENIX_TRAEFIK "
+                   "names it)")
+    return path
+
+
+def routes_of(render_dir):
+    """{router host: backend URL} of the rendered dynamic_conf.yml."""
+    import yaml
+    with open(os.path.join(render_dir, "traefik", "dynamic_conf.yml")) as f:
+        http = yaml.safe_load(f)["http"]
+    out = {}
+    for router in http["routers"].values():
+        host = re.fullmatch(r"Host\(`([^`]+)`\)", router["rule"]).group(1)
+        out[host] = http["services"][router["service"]]["loadBalancer"]["servers"][0]["url"]
+    return out
+
+
+def test_routing(phoenix, source, specs, tmp):
+    need_programs("nginx", "openssl", "unshare", "nsenter", "ip", "chroot", "mount")
+    if os.geteuid() != 0:
+        raise Skip("the routing test makes network and mount namespaces: it needs root")
+    traefik = traefik_binary()
+    os.chmod(tmp, 0o755)
+    estate = Estate(source, tmp)
+    domain = estate.load("phoenix_hypervisor_config.json")["domain_name"]
+    gateway_ip = ip_of(with_feature(estate, "nginx_gateway")[1])
+    traefik_id, traefik_guest = with_feature(estate, "traefik")
+    traefik_ip = ip_of(traefik_guest)
+    ca_id, ca_guest = with_feature(estate, "step_ca")
+    gw = Gateway(phoenix, estate, tmp, domain)
+    routes = routes_of(os.path.join(tmp, "render"))
+
+    # Two HTTPS backends behind Traefik, at the addresses of their routes: the CA's, with a
+    # certificate of the internal (test) root, for its route's name and the name it gets later;
+    # vLLM's, with one of another root, which Traefik's serversTransport must refuse.
+    ca_host = f"{ca_guest['traefik_service']['name']}.{domain}"
+    ca_url = routes[ca_host]
+    vllm_host = [h for h, u in routes.items() if u.startswith("https://") and h != ca_host
+                 and "portainer" not in h][0]
+    vllm_url = routes[vllm_host]
+    dash_host = f"{traefik_guest['traefik_service']['name']}.{domain}"
+    check(ca_url.startswith("https://") and routes.get(dash_host, "").startswith("http://"),
+          f"the rendered routes: {ca_host} -> {ca_url}, {vllm_host} -> {vllm_url}, "
+          f"{dash_host} -> {routes.get(dash_host)} (Traefik's own API)")
+    issue(gw.pki, "ca-backend", [ca_host, f"pki.{domain}"])
+    issue(gw.pki, "vllm-backend", [vllm_host], ca="other")
+    addr = lambda url: re.match(r"https?://([^:/]+):(\d+)", url).groups()
+
+    # The Traefik guest: the internal root where the serversTransport reads it (sync certs puts
+    # it there), and Traefik restarted in its namespaces, chrooted into its root.
+    troot = os.path.join(gw.guests, str(traefik_id))
+    os.makedirs(os.path.join(troot, "etc", "traefik", "certs"))
+    shutil.copy(f"{gw.pki}/root.crt",
+                os.path.join(troot, "etc", "traefik", "certs", "phoenix_root_ca.crt"))
+    state = os.path.join(tmp, "traefik-state")
+    os.makedirs(state)
+    with open(os.path.join(state, "args.json"), "w") as f:
+        json.dump({"root": troot, "binary": traefik, "ping_addr": "127.0.0.1",
+                   "ping_port": 8080}, f)
+
+    ns = Namespaces()
+    procs = []
+    try:
+        ns.start(gw.nginx_etc, gateway_ip, traefik_ip, traefik_mount=True,
+                 traefik_extra=[addr(ca_url)[0], addr(vllm_url)[0]])
+        for name, url in (("ca-backend", ca_url), ("vllm-backend", vllm_url)):
+            ip, port = addr(url)
+            b = subprocess.Popen(ns.enter(ns.tr, PY, LAB, "backend", ip, port,
+                                          f"{gw.pki}/{name}.crt", f"{gw.pki}/{name}.key"),
+                                 stdout=subprocess.PIPE, text=True)
+            procs.append(b)
+            check(b.stdout.readline().strip() == "ready", f"an HTTPS backend listens on {url}")
+        nginx_gateway = gw.start(ns, procs)
+        restart = ns.enter(ns.tr, PY, LAB, "traefik-restart", state, mount=True)
+
+        def platform(doc):
+            doc["nginx_gateway"] = nginx_gateway
+            doc["traefik"] = {"restart": restart}
+        estate.edit_platform(platform)
+
+        def roots(lxcs):
+            for ctid in ("101", str(traefik_id)):
+                lxcs[ctid]["local_root"] = os.path.join(gw.guests, ctid)
+        estate.edit_lxcs(roots)
+
+        def restarts():
             try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        ns.close()
+                with open(os.path.join(state, "traefik.log")) as f:
+                    return f.read().count("Traefik version")
+            except FileNotFoundError:
+                return 0
+
+        def answer(host, path="/"):
+            r = gw.get(ns, host, path=path)
+            if r.returncode != 0:
+                return None, r.stderr
+            status, _, body = r.stdout.partition("\n")
+            return status, body
+
+        check(answer(ca_host)[0] is None, "before sync gateways, nothing answers HTTPS")
+        doc = phoenix_json(phoenix, estate, "sync", "gateways")
+        check(steps(doc, "traefik") == ["write", "write", "run"],
+              "sync gateways writes traefik.yml and dynamic_conf.yml, then (re)starts Traefik")
+        check(restarts() == 1, "Traefik started once, and answers its ping")
+
+        status, body = poll(lambda: (lambda a: a[0] == "200" and a)(answer(ca_host)), 20,
+                            f"https://{ca_host}/ to answer through nginx and Traefik")
+        check(f"backend host={ca_host} addr={addr(ca_url)[0]}" in body,
+              f"https://{ca_host}/ (the internal root as the only trust anchor) goes through "
+              f"nginx and the real Traefik to the backend at {ca_url}, verified by the "
+              f"serversTransport against the internal root")
+        status, body = answer(dash_host, "/ping")
+        check(status == "200" and body.strip() == "OK",
+              f"https://{dash_host}/ping reaches Traefik's own API by its route")
+        status, body = answer(vllm_host)
+        check(status == "500",
+              f"a backend whose certificate is not of the internal root is refused by Traefik "
+              f"({vllm_host}: {status})")
+        status, body = answer(f"nothing.{domain}")
+        check(status == "404", "a host name without a route is Traefik's 404")
+
+        doc = phoenix_json(phoenix, estate, "sync", "gateways")
+        check(steps(doc, "traefik") == ["unchanged", "unchanged"] and restarts() == 1,
+              "a second sync writes nothing and restarts nothing")
+
+        # A route renamed: only dynamic_conf.yml changes. Traefik is not restarted; it reads the
+        # file renamed into its watched directory.
+        def rename(lxcs):
+            lxcs[str(ca_id)]["traefik_service"]["name"] = "pki"
+        estate.edit_lxcs(rename)
+        doc = phoenix_json(phoenix, estate, "sync", "gateways")
+        check(steps(doc, "traefik") == ["write", "unchanged"],
+              "the renamed route writes dynamic_conf.yml only")
+        poll(lambda: answer(f"pki.{domain}")[0] == "200", 20,
+             f"https://pki.{domain}/ to answer after the file provider reloads")
+        check(answer(ca_host)[0] == "404" and restarts() == 1,
+              f"the new name answers and {ca_host} no longer does, without a restart")
+
+        # A static change (the Swarm provider's endpoint): Traefik restarts once, and routes.
+        estate.edit_platform(lambda d: d.update(docker_api={"url": "unix:///var/run/docker.sock"}))
+        doc = phoenix_json(phoenix, estate, "sync", "gateways")
+        check(steps(doc, "traefik") == ["unchanged", "write", "run"] and restarts() == 2,
+              "a static change writes traefik.yml and restarts Traefik exactly once")
+        check(answer(f"pki.{domain}")[0] == "200", "after the restart, the route answers again")
+    finally:
+        run([PY, LAB, "traefik-stop", state], check=False)
+        stop_all(procs, ns)
 
 
-CASES = {"dns": test_dns, "traefik": test_traefik, "gateway": test_gateway}
+CASES = {"dns": test_dns, "traefik": test_traefik, "gateway": test_gateway,
+         "routing": test_routing}
 
 
 def main():

@@ -1,6 +1,7 @@
 // pve-sim's guests over HTTPS: the Proxmox config file with its raw lxc.* lines, disk sizes and
 // resizing, snapshots, deletion, the QEMU guest agent and injected lock contention.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -8,7 +9,11 @@
 #include <sstream>
 #include <thread>
 
+#include "base/fs.h"
 #include "base/hash.h"
+#include "providers/guest/channel.h"
+#include "providers/proxmox/agent.h"
+#include "providers/proxmox/client.h"
 #include "sim_process.h"
 
 namespace phoenix::pvesim::testing {
@@ -265,6 +270,73 @@ TEST(PveSimGuest, GuestAgentAnswersOnceTheVmIsUp) {
   EXPECT_EQ(call(sim, "POST", ping).body["message"], "No QEMU guest agent configured\n");
   EXPECT_EQ(call(sim, "POST", "/nodes/pve/qemu/299/agent/ping").body["message"],
             "Configuration file 'nodes/pve/qemu-server/299.conf' does not exist\n");
+}
+
+// A VM reached through its guest agent as Phoenix reaches it (proxmox::agent_runner under
+// guest::exec_guest), through pve-sim's agent/exec and agent/exec-status: `command` given once
+// per argument (an array parameter, checked against the schema), the input as input-data. The
+// VM is this machine: --agent-exec runs the argument vector after the vmid.
+TEST(PveSimGuest, AgentExecRunsArgumentVectorsForPhoenixsChannel) {
+  SimProcess sim;
+  fs::path vm = sim.state_dir() / "vm-exec";
+  {
+    std::ofstream script(vm);
+    script << "#!/bin/sh\n[ \"$1\" = 200 ] || exit 99\nshift\nexec \"$@\"\n";
+  }
+  fs::permissions(vm, fs::perms::owner_all);
+  ASSERT_TRUE(
+      sim.start({"--task-duration", "10", "--agent-delay", "0", "--agent-exec", vm.string()}));
+  ASSERT_EQ(run(sim, "POST", "/nodes/pve/qemu", kVm), "OK");
+
+  fs::path secret = sim.state_dir() / "token";
+  {
+    std::ofstream out(secret);
+    out << kSecret << "\n";
+  }
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+  auto transport = proxmox::make_pve_client({.url = sim.base_url(),
+                                             .token_id = kToken,
+                                             .token_secret_file = secret.string(),
+                                             .insecure = true});
+  ASSERT_TRUE(transport.has_value()) << transport.error().message();
+  proxmox::Pve pve(std::move(*transport));
+  auto guest = guest::exec_guest(proxmox::agent_runner(pve, "pve", 200, std::chrono::seconds(20),
+                                                       std::chrono::milliseconds(20)),
+                                 "VM 200 through its guest agent");
+
+  auto stopped = guest->run({"true"}, {});
+  ASSERT_FALSE(stopped.has_value());
+  EXPECT_EQ(stopped.error().kind(), base::ErrorKind::kTransient) << stopped.error().message();
+
+  ASSERT_EQ(run(sim, "POST", "/nodes/pve/qemu/200/status/start"), "OK");
+  auto r = guest->run(
+      {"sh", "-c", "cat; printf '%s|' \"$@\"; echo oops >&2; exit 3", "sh", "a b", "$HOME", "it's"},
+      "input\n");
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_EQ(r->out, "input\na b|$HOME|it's|");
+  EXPECT_EQ(r->err, "oops\n");
+
+  fs::path file = sim.state_dir() / "etc" / "docker" / "ssl" / "server.key";
+  guest::FileSpec key;
+  key.owner = std::to_string(::geteuid());
+  key.group = std::to_string(::getegid());
+  key.mode = 0600;
+  ASSERT_TRUE(guest->write_file(file.string(), "KEY\n", key).has_value());
+  EXPECT_EQ(*base::read_file(file), "KEY\n");
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(*guest->read_file(file.string()), "KEY\n");
+  ASSERT_TRUE(guest->remove_file(file.string()).has_value());
+  auto missing = guest->read_file(file.string());
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().kind(), base::ErrorKind::kNotFound);
+
+  auto big = guest->run({"cat"}, std::string(proxmox::kAgentInputLimit + 1, 'x'));
+  ASSERT_FALSE(big.has_value());
+  EXPECT_EQ(big.error().kind(), base::ErrorKind::kInvalidInput);
+  // An unknown pid, as QEMU's agent answers once a process's end was reported.
+  EXPECT_EQ(call(sim, "GET", "/nodes/pve/qemu/200/agent/exec-status", {{"pid", "1"}}).status, 500);
 }
 
 std::vector<long> lock_run(SimProcess& sim) {

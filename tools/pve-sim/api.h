@@ -21,6 +21,16 @@ struct SimOptions {
   std::chrono::milliseconds lock_wait{10000};
   std::chrono::milliseconds agent_delay{1000};  // a VM's guest agent answers this long after start
   std::map<std::string, std::string> tokens;    // "user@realm!id" -> secret
+  // What a VM's agent/exec runs: `agent_exec VMID ARGV...`, input-data on its standard input
+  // (a lab points it at whatever stands for the VM). Empty: agent/exec is refused.
+  std::string agent_exec;
+};
+
+// A program started through a VM's guest agent (agent/exec), as agent/exec-status reports it.
+struct AgentExec {
+  bool exited = false;
+  int exit_code = -1;
+  std::string out, err;
 };
 
 // A decoded API call, after authentication and schema validation.
@@ -71,6 +81,8 @@ class Simulator {
   void register_cluster_routes();
   void register_guest_routes(const std::string& type);
   void register_agent_routes();
+  ApiResponse agent_exec(int vmid, const ApiRequest& req);
+  ApiResponse agent_exec_status(const ApiRequest& req);
   void register_firewall_routes();
   // Whether a call that takes the config lock of `vmid` finds it held by another client's
   // (phantom) task instead, per --lock-rate; the phantom keeps it a little longer than the
@@ -90,6 +102,9 @@ class Simulator {
   std::size_t faults_injected_ = 0;
   std::size_t drops_injected_ = 0;
   std::size_t locks_injected_ = 0;
+  std::mutex agent_mu_;
+  std::map<long long, std::shared_ptr<AgentExec>> agent_execs_;  // by the agent's pid
+  long long next_agent_pid_ = 4000;
 
   friend class GuestApi;
 };

@@ -6,9 +6,11 @@
 #include <ctime>
 #include <regex>
 #include <set>
+#include <thread>
 #include <variant>
 
 #include "api.h"
+#include "base/process.h"
 
 namespace phoenix::pvesim {
 
@@ -764,6 +766,8 @@ void Simulator::register_agent_routes() {
     }
     if (command == "ping") return ApiResponse::ok({{"result", json::object()}});
     if (command == "network-get-interfaces") return ApiResponse::ok({{"result", interfaces(*g)}});
+    if (command == "exec") return agent_exec(vmid, req);
+    if (command == "exec-status") return agent_exec_status(req);
     return ApiResponse::error(501, "Agent command '" + command + "' not implemented (by pve-sim)");
   };
   route("POST", one + "/agent/ping", [agent](const ApiRequest& req) { return agent(req, "ping"); });
@@ -771,6 +775,61 @@ void Simulator::register_agent_routes() {
         [agent](const ApiRequest& req) { return agent(req, "network-get-interfaces"); });
   route("POST", one + "/agent",
         [agent](const ApiRequest& req) { return agent(req, req.params.at("command")); });
+  route("POST", one + "/agent/exec", [agent](const ApiRequest& req) { return agent(req, "exec"); });
+  route("GET", one + "/agent/exec-status",
+        [agent](const ApiRequest& req) { return agent(req, "exec-status"); });
+}
+
+// guest-exec: the program runs in the background (through --agent-exec, which stands for the
+// VM), and its pid is answered at once, as QEMU's agent does.
+ApiResponse Simulator::agent_exec(int vmid, const ApiRequest& req) {
+  if (opts_.agent_exec.empty()) {
+    return ApiResponse::error(501,
+                              "agent/exec is not implemented by this pve-sim (start it with "
+                              "--agent-exec to run VM programs)");
+  }
+  std::vector<std::string> argv{opts_.agent_exec, std::to_string(vmid)};
+  for (std::string& a : array_values(req.params.at("command"))) argv.push_back(std::move(a));
+  auto in = req.params.find("input-data");
+  std::string input = in == req.params.end() ? "" : in->second;
+  auto exec = std::make_shared<AgentExec>();
+  long long pid;
+  {
+    std::lock_guard lock(agent_mu_);
+    pid = next_agent_pid_++;
+    agent_execs_[pid] = exec;
+  }
+  std::thread([this, exec, argv = std::move(argv), input = std::move(input)] {
+    auto r = base::run_process(argv, input, std::chrono::minutes(10));
+    std::lock_guard lock(agent_mu_);
+    exec->exited = true;
+    if (r) {
+      exec->exit_code = r->exit_code;
+      exec->out = std::move(r->out);
+      exec->err = std::move(r->err);
+    } else {
+      exec->err = r.error().message();
+    }
+  }).detach();
+  return ApiResponse::ok({{"pid", pid}});
+}
+
+ApiResponse Simulator::agent_exec_status(const ApiRequest& req) {
+  long long pid = std::stoll(req.params.at("pid"));
+  std::lock_guard lock(agent_mu_);
+  auto it = agent_execs_.find(pid);
+  if (it == agent_execs_.end()) {
+    return ApiResponse::error(500, "Agent error: Invalid parameter 'pid'");
+  }
+  const AgentExec& e = *it->second;
+  json out = {{"exited", e.exited}};
+  if (e.exited) {
+    if (e.exit_code >= 0) out["exitcode"] = e.exit_code;
+    if (!e.out.empty()) out["out-data"] = e.out;
+    if (!e.err.empty()) out["err-data"] = e.err;
+    agent_execs_.erase(it);  // QEMU's agent forgets a process once its end was reported
+  }
+  return ApiResponse::ok(out);
 }
 
 }  // namespace phoenix::pvesim

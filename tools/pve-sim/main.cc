@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -47,14 +48,66 @@ std::string scalar_text(const nlohmann::json& v) {
 }
 
 // Query string and form bodies are decoded by httplib into req.params; JSON bodies here.
+std::string url_decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '+') {
+      out += ' ';
+    } else if (c == '%' && i + 2 < text.size() &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// "a=1&b=2&a=3" into `p`. A parameter given more than once (an array, as `command` of
+// agent/exec) keeps every value, in order, separated by kArraySeparator. (httplib's own
+// req.params drops a repeated key=value pair, so the raw text is decoded here.)
+void add_form(std::string_view text, Params& p) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t j = text.find('&', i);
+    if (j == std::string_view::npos) j = text.size();
+    std::string_view pair = text.substr(i, j - i);
+    i = j + 1;
+    if (pair.empty()) continue;
+    std::size_t eq = pair.find('=');
+    std::string k = url_decode(pair.substr(0, eq));
+    std::string v = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+    auto [it, fresh] = p.try_emplace(k, v);
+    if (!fresh) it->second += kArraySeparator + v;
+  }
+}
+
+// The query's and the body's parameters; a JSON array keeps its items as a repeated parameter.
 std::optional<Params> decode_params(const httplib::Request& req) {
   Params p;
-  for (const auto& [k, v] : req.params) p[k] = v;
+  if (auto q = req.target.find('?'); q != std::string::npos) {
+    add_form(std::string_view(req.target).substr(q + 1), p);
+  }
+  if (req.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
+    add_form(req.body, p);
+  }
   if (req.get_header_value("Content-Type").starts_with("application/json") && !req.body.empty()) {
     auto j = nlohmann::json::parse(req.body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (it->is_null()) continue;
+      if (it->is_array()) {
+        std::string joined;
+        for (std::size_t i = 0; i < it->size(); ++i) {
+          if (i) joined += kArraySeparator;
+          joined += scalar_text((*it)[i]);
+        }
+        p[it.key()] = joined;
+        continue;
+      }
       p[it.key()] = scalar_text(it.value());
     }
   }
@@ -87,6 +140,8 @@ int run(int argc, char** argv) {
                  "fraction of guest-locking calls that find the guest locked by another task");
   app.add_option("--agent-delay", agent_delay_ms,
                  "how long after a VM starts its guest agent answers, ms");
+  app.add_option("--agent-exec", opts.agent_exec,
+                 "program a VM's agent/exec runs: PROGRAM VMID ARGV... (default: refused)");
   app.add_option("--seed", faults.seed, "seed of the fault generator");
   CLI11_PARSE(app, argc, argv);
   faults.latency = std::chrono::milliseconds(latency_ms);

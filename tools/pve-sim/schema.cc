@@ -267,8 +267,31 @@ base::Result<Params> parse_property_string(const json& format, std::string_view 
   return res;
 }
 
+std::vector<std::string> array_values(const std::string& value) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (true) {
+    std::size_t j = value.find(kArraySeparator, i);
+    out.push_back(value.substr(i, j == std::string::npos ? std::string::npos : j - i));
+    if (j == std::string::npos) return out;
+    i = j + 1;
+  }
+}
+
 std::string check_value(const json& schema, const std::string& value, const std::string& path) {
   std::string type = schema.value("type", "string");
+  if (type == "array") {
+    static const json kString = {{"type", "string"}};
+    auto items = schema.find("items");
+    const json& item = items != schema.end() && items->is_object() ? *items : kString;
+    for (const std::string& v : array_values(value)) {
+      if (auto msg = check_value(item, v, path); !msg.empty()) return msg;
+    }
+    return "";
+  }
+  if (value.find(kArraySeparator) != std::string::npos) {
+    return "type check ('" + type + "') failed - got an array";
+  }
   if (type == "integer" && !is_integer(value)) {
     return "type check ('integer') failed - got '" + value + "'";
   }

@@ -15,6 +15,10 @@ namespace phoenix::pvesim {
 // text ("1", "eth0", "10.0.0.5/24"). JSON bodies are flattened to the same form.
 using Params = std::map<std::string, std::string>;
 
+// The values of an array parameter (given more than once) within one Params value.
+inline constexpr char kArraySeparator = '\0';
+std::vector<std::string> array_values(const std::string& value);
+
 // Parameter name -> Proxmox's message for it, as sent in the "errors" object of a 400.
 using ParamErrors = std::map<std::string, std::string>;
 

@@ -6,6 +6,7 @@
 // channel, whose files live below a directory that stands for the guest's root and whose
 // commands run on this machine. Every command is an argument vector, never shell text.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,5 +45,15 @@ class GuestChannel {
 // Files below `root` (a path in the guest, "/etc/x", is `root`/etc/x); commands run here as
 // given. Owners are set when running as root, and must then exist.
 std::unique_ptr<GuestChannel> local_guest(std::string root);
+
+// A guest reached by running programs in it through `run` (files too: read, written and
+// removed by fixed sh scripts in the guest, paths as arguments). `description` names it in
+// messages.
+std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description);
+
+// LXC `vmid` through `pct exec` on the node that `node` runs programs on (locally, or
+// base::ssh_runner for a remote node).
+std::unique_ptr<GuestChannel> pct_guest(base::Runner node, std::uint32_t vmid,
+                                        std::string node_description);
 
 }  // namespace phoenix::guest

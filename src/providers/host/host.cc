@@ -38,13 +38,17 @@ class LocalHost final : public HostChannel {
   std::string root_;
 };
 
+// Over SSH, files are read and written by fixed commands on the node, the path always an argument
+// of its own.
 class SshHost final : public HostChannel {
  public:
-  explicit SshHost(std::string target) : target_(std::move(target)) {}
+  explicit SshHost(std::string target)
+      : target_(std::move(target)), run_(base::ssh_runner(target_, std::chrono::seconds(60))) {}
 
   base::Result<std::string> read_file(const std::string& path) override {
-    auto r = PHX_TRY(run("test -e " + shell_quote(path) + " && cat " + shell_quote(path), ""));
-    if (r.exit_code == 1 && r.out.empty()) {
+    auto r =
+        PHX_TRY(run_({"sh", "-c", "[ -e \"$1\" ] || exit 66; exec cat -- \"$1\"", "sh", path}, ""));
+    if (r.exit_code == 66 && r.out.empty()) {
       return base::fail(base::ErrorKind::kNotFound, path + " does not exist on " + target_);
     }
     if (!r.ok()) return std::unexpected(failure("reading " + path, r));
@@ -52,10 +56,9 @@ class SshHost final : public HostChannel {
   }
 
   base::Result<void> write_file(const std::string& path, std::string_view content) override {
-    std::string tmp = path + ".phoenix-tmp";
-    auto r = PHX_TRY(
-        run("cat > " + shell_quote(tmp) + " && mv -f " + shell_quote(tmp) + " " + shell_quote(path),
-            std::string(content)));
+    auto r = PHX_TRY(run_(
+        {"sh", "-c", "cat > \"$1.phoenix-tmp\" && mv -f -- \"$1.phoenix-tmp\" \"$1\"", "sh", path},
+        content));
     if (!r.ok()) return std::unexpected(failure("writing " + path, r));
     return {};
   }
@@ -63,19 +66,14 @@ class SshHost final : public HostChannel {
   std::string describe() const override { return "ssh " + target_; }
 
  private:
-  base::Result<base::ProcessResult> run(const std::string& remote, const std::string& input) {
-    return base::run_process(
-        {"ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "--", target_, remote},
-        input, std::chrono::seconds(60));
-  }
   base::Error failure(const std::string& what, const base::ProcessResult& r) const {
     std::string err = r.err;
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    return base::Error(
-        r.exit_code == 255 ? base::ErrorKind::kTransient : base::ErrorKind::kInternal,
-        what + " on " + target_ + " failed (exit " + std::to_string(r.exit_code) + "): " + err);
+    return base::Error(base::ErrorKind::kInternal, what + " on " + target_ + " failed (exit " +
+                                                       std::to_string(r.exit_code) + "): " + err);
   }
   std::string target_;
+  base::Runner run_;
 };
 
 }  // namespace
@@ -86,18 +84,6 @@ std::unique_ptr<HostChannel> local_host(std::string root) {
 
 std::unique_ptr<HostChannel> ssh_host(std::string target) {
   return std::make_unique<SshHost>(std::move(target));
-}
-
-std::string shell_quote(std::string_view text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
 }
 
 }  // namespace phoenix::host

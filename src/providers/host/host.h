@@ -27,8 +27,4 @@ std::unique_ptr<HostChannel> local_host(std::string root);
 // `target` is what ssh takes ("root@10.0.0.13"); it runs in batch mode, with the host key checked.
 std::unique_ptr<HostChannel> ssh_host(std::string target);
 
-// `text` as one word for a POSIX shell: single-quoted. Only the SSH channel needs this, since
-// ssh hands the remote command to the remote user's shell.
-std::string shell_quote(std::string_view text);
-
 }  // namespace phoenix::host

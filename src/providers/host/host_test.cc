@@ -66,8 +66,8 @@ TEST(HostChannel, LocalReadsAndWritesBelowItsRoot) {
 }
 
 TEST(HostChannel, ShellQuoting) {
-  EXPECT_EQ(shell_quote("/etc/pve/lxc/101.conf"), "'/etc/pve/lxc/101.conf'");
-  EXPECT_EQ(shell_quote("it's; rm -rf /"), "'it'\\''s; rm -rf /'");
+  EXPECT_EQ(base::shell_quote("/etc/pve/lxc/101.conf"), "'/etc/pve/lxc/101.conf'");
+  EXPECT_EQ(base::shell_quote("it's; rm -rf /"), "'it'\\''s; rm -rf /'");
 }
 
 // The SSH channel through a stand-in `ssh` first in PATH: it checks the options and that the

@@ -128,8 +128,8 @@ class Pve {
   std::string describe() const { return transport_->describe(); }
 
  private:
-  // One attempt; `status` and `reason` receive the HTTP status line (0 when none arrived).
-  base::Result<nlohmann::json> once(const Request& request, int* status, std::string* reason);
+  // One attempt; `status` receives the HTTP status (0 when no answer arrived).
+  base::Result<nlohmann::json> once(const Request& request, int* status);
 
   std::unique_ptr<Transport> transport_;
   RetryPolicy retry_;

@@ -21,17 +21,26 @@ bool contains(std::string_view text, std::string_view what) {
 }
 
 // Whether a failed request was certainly not carried out, so that sending it again is safe.
-bool not_carried_out(const Error& e, int status, std::string_view reason) {
+// `e` is http_error's for an answer (status > 0): a 500 is transient only for a guest lock
+// that another task held.
+bool not_carried_out(const Error& e, int status) {
   if (status == 0) return e.kind() == ErrorKind::kTransient;
   if (status == 502 || status == 503 || status == 504 || status == 596) return true;
-  return status == 500 && contains(reason, "got timeout") && contains(reason, "lock");
+  return status == 500 && e.kind() == ErrorKind::kTransient;
 }
 
 Error http_error(const Request& r, const std::string& endpoint, const Response& resp) {
   std::string message = std::string(to_string(r.method)) + " " + r.path + " on " + endpoint + ": " +
                         std::to_string(resp.status);
-  if (!resp.reason.empty()) message += " " + resp.reason;
   json body = json::parse(resp.body, nullptr, false);
+  // Proxmox puts its message in the status line; a body's "message" (what servers that cannot
+  // set the status line's text send, pve-sim among them) says the same, and wins.
+  std::string reason = resp.reason;
+  if (!body.is_discarded() && body.is_object() && body.contains("message") &&
+      body["message"].is_string() && !body["message"].get<std::string>().empty()) {
+    reason = std::string(base::trim(body["message"].get<std::string>()));
+  }
+  if (!reason.empty()) message += " " + reason;
   if (!body.is_discarded() && body.is_object() && body.contains("errors") &&
       body["errors"].is_object()) {
     std::vector<std::string> parts;
@@ -46,10 +55,10 @@ Error http_error(const Request& r, const std::string& endpoint, const Response& 
   if (s == 401 || s == 403) kind = ErrorKind::kPermission;
   if (s == 404 || s == 501) kind = ErrorKind::kNotFound;
   if (s == 502 || s == 503 || s == 504 || s == 596) kind = ErrorKind::kTransient;
-  if (s == 500 && contains(resp.reason, "got timeout") && contains(resp.reason, "lock")) {
+  if (s == 500 && contains(reason, "got timeout") && contains(reason, "lock")) {
     kind = ErrorKind::kTransient;  // another task holds the guest's lock
   }
-  if (s == 500 && contains(resp.reason, "already exists")) kind = ErrorKind::kConflict;
+  if (s == 500 && contains(reason, "already exists")) kind = ErrorKind::kConflict;
   if (s == 401) message += " (check proxmox_api.token_id and token_secret_file)";
   return Error(kind, message);
 }
@@ -121,14 +130,13 @@ Pve::Pve(std::unique_ptr<Transport> transport, RetryPolicy retry, Sleep sleep)
   if (!sleep_) sleep_ = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
 }
 
-Result<json> Pve::once(const Request& request, int* status, std::string* reason) {
+Result<json> Pve::once(const Request& request, int* status) {
   ++counts_.total;
   if (is_mutating(request.method)) ++counts_.mutating;
   ++counts_.by_route[route_key(request.method, request.path)];
   auto resp = transport_->send(request);
   if (!resp) return std::unexpected(resp.error());
   *status = resp->status;
-  *reason = resp->reason;
   if (resp->status >= 400) return std::unexpected(http_error(request, describe(), *resp));
   if (resp->body.empty()) return json(nullptr);
   json body = json::parse(resp->body, nullptr, false);
@@ -145,13 +153,11 @@ Result<json> Pve::call(Method method, std::string_view path, const Params& param
   auto backoff = retry_.first_backoff;
   for (int attempt = 1;; ++attempt) {
     int status = 0;
-    std::string reason;
-    auto r = once(request, &status, &reason);
+    auto r = once(request, &status);
     if (r) return r;
     const Error& e = r.error();
     // A read changes nothing, so any server-side failure may be retried.
-    bool safe =
-        !is_mutating(method) ? e.retryable() || status >= 500 : not_carried_out(e, status, reason);
+    bool safe = !is_mutating(method) ? e.retryable() || status >= 500 : not_carried_out(e, status);
     if (!safe || attempt >= retry_.attempts) return r;
     ++counts_.retries;
     sleep_(backoff);
