@@ -210,8 +210,7 @@ struct Guest {
 
   // Both: files delivered into the guest go below this directory of the machine Phoenix runs
   // on, which stands for the guest's `/`, and the guest's commands (reloads, tests) run on that
-  // machine as written: the local channel, for labs and tests until Phoenix reaches guests
-  // through `pct` and the guest agent.
+  // machine as written: the local channel, for tests, instead of `pct` or the guest agent.
   Val<std::string> local_root;
 
   // Both: raw sections kept for later stages.
