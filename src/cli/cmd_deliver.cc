@@ -22,7 +22,6 @@
 #include "deliver/targets.h"
 #include "providers/ca/stepca.h"
 #include "providers/guest/channel.h"
-#include "providers/proxmox/agent.h"
 
 namespace phoenix::cli {
 namespace {
@@ -43,45 +42,6 @@ std::unique_ptr<guest::GuestChannel> host_channel(const model::Estate& e) {
   }
   return guest::local_guest(api.host_root.present ? api.host_root.value : "/");
 }
-
-// Each guest's channel, opened on first use; the Proxmox API only once a VM needs it.
-class Channels {
- public:
-  explicit Channels(const model::Estate& e) : e_(e) {}
-
-  base::Result<guest::GuestChannel*> get(model::GuestId id) {
-    if (auto it = open_.find(id); it != open_.end()) return it->second.get();
-    const model::Guest* g = e_.guest(id);
-    std::unique_ptr<guest::GuestChannel> ch;
-    if (g->local_root.present) {
-      ch = guest::local_guest(g->local_root.value);
-    } else if (g->is_lxc()) {
-      const model::ProxmoxApi& api = e_.platform.proxmox_api;
-      ch = api.host_ssh.present ? guest::pct_guest(base::ssh_runner(api.host_ssh.value), id,
-                                                   "ssh " + api.host_ssh.value)
-                                : guest::pct_guest(base::local_runner(), id, "this node");
-    } else {
-      if (!pve_) {
-        auto pve = open_proxmox(e_);
-        if (!pve) {
-          return base::fail(
-              pve.error().kind(),
-              "Phoenix reaches " + g->label() +
-                  " through its QEMU guest agent, over the Proxmox API: " + pve.error().message());
-        }
-        pve_ = std::move(*pve);
-      }
-      ch = guest::exec_guest(proxmox::agent_runner(*pve_, proxmox_node(e_), id),
-                             g->label() + " through its guest agent (" + pve_->describe() + ")");
-    }
-    return (open_[id] = std::move(ch)).get();
-  }
-
- private:
-  const model::Estate& e_;
-  std::unique_ptr<proxmox::Pve> pve_;
-  std::map<model::GuestId, std::unique_ptr<guest::GuestChannel>> open_;
-};
 
 // A guest that cannot be reached: invalid input when the estate says how to reach it wrongly
 // (no secret file, say), else what the provider's failure means.
@@ -184,7 +144,7 @@ int run_sync_gateways(const GlobalOptions& g) {
   auto gateway = deliver::gateway_delivery(e, desired);
 
   // Every channel first: a guest Phoenix cannot reach is an error, and nothing changes.
-  Channels channels(e);
+  GuestChannels channels(e);
   guest::GuestChannel *traefik_ch = nullptr, *gateway_ch = nullptr;
   for (auto [id, ch] :
        {std::pair{traefik ? std::optional(traefik->guest) : std::nullopt, &traefik_ch},
@@ -249,7 +209,7 @@ int run_sync_certs(const GlobalOptions& g) {
   // Every guest that is not a template holds the root in its trust store; the channels first:
   // a guest Phoenix cannot reach is an error, and nothing changes.
   auto certs = deliver::certificate_deliveries(e, desired);
-  Channels opened(e);
+  GuestChannels opened(e);
   std::map<model::GuestId, guest::GuestChannel*> channels;
   for (const model::Guest& guest : e.guests) {
     bool has_cert =

@@ -53,6 +53,14 @@ struct StatusOptions {
 // guest is as desired, 2 when not, 4 when Proxmox cannot be reached.
 int run_status(const GlobalOptions& g, const StatusOptions& o);
 
+struct SyncGuestsOptions {
+  std::vector<std::string> ids;  // empty: every guest that is not a template
+  bool no_health = false;
+  double health_scale = 0;  // > 0: scales every health check's deadline
+};
+// What runs inside each guest (setup/): features, application script, health checks.
+int run_sync_guests(const GlobalOptions& g, const SyncGuestsOptions& o);
+
 struct CreateOptions {
   std::vector<std::string> ids;
 };

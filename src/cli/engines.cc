@@ -10,6 +10,7 @@
 #include "base/strings.h"
 #include "cli/context.h"
 #include "compile/desired.h"
+#include "providers/proxmox/agent.h"
 #include "providers/proxmox/client.h"
 
 namespace phoenix::cli {
@@ -154,6 +155,34 @@ std::unique_ptr<host::HostChannel> open_host(const model::Estate& e) {
   const model::ProxmoxApi& api = e.platform.proxmox_api;
   if (api.host_ssh.present) return host::ssh_host(api.host_ssh.value);
   return host::local_host(api.host_root.present ? resolve(e, api.host_root.value) : "/");
+}
+
+base::Result<guest::GuestChannel*> GuestChannels::get(model::GuestId id) {
+  if (auto it = open_.find(id); it != open_.end()) return it->second.get();
+  const model::Guest* g = e_.guest(id);
+  std::unique_ptr<guest::GuestChannel> ch;
+  if (g->local_root.present) {
+    ch = guest::local_guest(g->local_root.value);
+  } else if (g->is_lxc()) {
+    const model::ProxmoxApi& api = e_.platform.proxmox_api;
+    ch = api.host_ssh.present ? guest::pct_guest(base::ssh_runner(api.host_ssh.value), id,
+                                                 "ssh " + api.host_ssh.value)
+                              : guest::pct_guest(base::local_runner(), id, "this node");
+  } else {
+    if (!pve_) {
+      auto pve = open_proxmox(e_);
+      if (!pve) {
+        return base::fail(
+            pve.error().kind(),
+            "Phoenix reaches " + g->label() +
+                " through its QEMU guest agent, over the Proxmox API: " + pve.error().message());
+      }
+      pve_ = std::move(*pve);
+    }
+    ch = guest::exec_guest(proxmox::agent_runner(*pve_, proxmox_node(e_), id),
+                           g->label() + " through its guest agent (" + pve_->describe() + ")");
+  }
+  return (open_[id] = std::move(ch)).get();
 }
 
 base::Result<pveconf::VmContext> vm_context(const model::Estate& e, bool need_key) {

@@ -17,6 +17,7 @@
 #include "model/estate.h"
 #include "providers/docker/api.h"
 #include "providers/docker/engine_client.h"
+#include "providers/guest/channel.h"
 #include "providers/host/host.h"
 #include "providers/proxmox/api.h"
 #include "provision/provision.h"
@@ -53,6 +54,20 @@ base::Result<std::vector<model::GuestId>> parse_guest_ids(const model::Estate& e
 
 // The node's host channel: over SSH to proxmox_api.host_ssh, else local below host_root ("/").
 std::unique_ptr<host::HostChannel> open_host(const model::Estate& estate);
+
+// How Phoenix reaches inside each guest, opened on first use: its `local_root` (tests), else an
+// LXC through `pct exec` on the node (here, or over proxmox_api.host_ssh), else a VM through its
+// QEMU guest agent over the Proxmox API (opened once, when a VM first needs it).
+class GuestChannels {
+ public:
+  explicit GuestChannels(const model::Estate& estate) : e_(estate) {}
+  base::Result<guest::GuestChannel*> get(model::GuestId id);
+
+ private:
+  const model::Estate& e_;
+  std::unique_ptr<proxmox::Pve> pve_;
+  std::map<model::GuestId, std::unique_ptr<guest::GuestChannel>> open_;
+};
 
 // The VM defaults, with the cloud-init SSH key read from users.ssh_public_key_file when
 // `need_key` (some VM is to be configured).

@@ -111,6 +111,17 @@ int run(int argc, char** argv) {
       "guests, test and reload (rolled back on failure)");
   auto* sync_certs = sync->add_subcommand(
       "certs", "issue, renew or keep every certificate, deliver it, and trust the internal root");
+  phoenix::cli::SyncGuestsOptions sync_guests_opts;
+  auto* sync_guests = sync->add_subcommand(
+      "guests",
+      "inside each guest: apply its features' recipes, run its application script once per "
+      "change, and wait for its health checks");
+  sync_guests->add_option("ids", sync_guests_opts.ids, "only these guests (default: all)");
+  sync_guests->add_flag("--no-health", sync_guests_opts.no_health, "do not wait for health checks");
+  sync_guests
+      ->add_option("--health-scale", sync_guests_opts.health_scale,
+                   "multiply every health check's deadline by this factor")
+      ->check(CLI::PositiveNumber);
   auto* sync_firewall = sync->add_subcommand(
       "firewall", "reconcile the cluster's and every existing guest's firewall rule by rule");
 
@@ -174,6 +185,7 @@ int run(int argc, char** argv) {
   }
   if (*sync_firewall) return phoenix::cli::run_sync_firewall(g);
   if (*sync_certs) return phoenix::cli::run_sync_certs(g);
+  if (*sync_guests) return phoenix::cli::run_sync_guests(g, sync_guests_opts);
   if (*sync_dns) return phoenix::cli::run_sync_dns(g);
   if (*sync_gateways) return phoenix::cli::run_sync_gateways(g);
   if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);

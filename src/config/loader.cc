@@ -462,6 +462,15 @@ class Loader {
         p.certificates.extra.push_back(std::move(cert));
       });
     });
+    r.object("guest_features", [&](ObjectReader& f) {
+      model::GuestFeatureSettings& gf = p.guest_features;
+      gf.present = true;
+      f.str("step_binary", gf.step_binary);
+      f.str("step_ca_binary", gf.step_ca_binary);
+      f.str("traefik_binary", gf.traefik_binary);
+      f.str("nvidia_runfile", gf.nvidia_runfile);
+      f.str("vllm_version", gf.vllm_version);
+    });
     r.object("traefik", [&](ObjectReader& t) {
       p.traefik.present = true;
       read_argv(t, "restart", p.traefik.restart);

@@ -366,6 +366,17 @@ struct PortainerApi {
   bool inline_secret = false;  // admin_password or api_key written in the JSON itself
 };
 
+// guest_features: what the recipes of the guest features (recipes/) install from the machine
+// Phoenix runs on. Each path defaults to /usr/local/lib/phoenix/<name>.
+struct GuestFeatureSettings {
+  bool present = false;
+  Val<std::string> step_binary;     // the step CLI (step_cli, step_ca)
+  Val<std::string> step_ca_binary;  // step-ca (step_ca)
+  Val<std::string> traefik_binary;  // traefik (traefik)
+  Val<std::string> nvidia_runfile;  // NVIDIA-Linux-x86_64-<version>.run (nvidia)
+  Val<std::string> vllm_version;    // the vLLM release pip installs (vllm)
+};
+
 // phoenix_hypervisor_config.json.
 struct Platform {
   SourceLoc loc;
@@ -382,6 +393,7 @@ struct Platform {
   NginxGatewaySettings nginx_gateway;
   TraefikSettings traefik;
   CertificateSettings certificates;
+  GuestFeatureSettings guest_features;
   StepCa step_ca;
   ProxmoxApi proxmox_api;
   DockerApi docker_api;
