@@ -40,8 +40,7 @@ class ExecGuest final : public GuestChannel {
   base::Result<std::string> read_file(const std::string& path) override {
     auto r = PHX_TRY(reach(run_({"sh", "-c", kReadScript, "sh", path}, {})));
     if (r.exit_code == kMissing && r.out.empty()) {
-      return base::fail(base::ErrorKind::kNotFound,
-                        path + " does not exist in " + description_);
+      return base::fail(base::ErrorKind::kNotFound, path + " does not exist in " + description_);
     }
     if (!r.ok()) return std::unexpected(failure("reading " + path, r));
     return std::move(r.out);
@@ -51,9 +50,8 @@ class ExecGuest final : public GuestChannel {
                                 const FileSpec& spec) override {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", spec.mode & 07777);
-    auto r = PHX_TRY(
-        reach(run_({"sh", "-c", kWriteScript, "sh", path, spec.owner + ":" + spec.group, mode},
-                   content)));
+    auto r = PHX_TRY(reach(run_(
+        {"sh", "-c", kWriteScript, "sh", path, spec.owner + ":" + spec.group, mode}, content)));
     if (!r.ok()) return std::unexpected(failure("writing " + path, r));
     return {};
   }
@@ -80,9 +78,9 @@ class ExecGuest final : public GuestChannel {
   }
 
   base::Error failure(const std::string& what, const base::ProcessResult& r) const {
-    return base::Error(base::ErrorKind::kInternal,
-                       what + " in " + description_ + " failed (exit " +
-                           std::to_string(r.exit_code) + "): " + trimmed(r.err));
+    return base::Error(base::ErrorKind::kInternal, what + " in " + description_ + " failed (exit " +
+                                                       std::to_string(r.exit_code) +
+                                                       "): " + trimmed(r.err));
   }
 
   base::Runner run_;

@@ -100,7 +100,8 @@ TEST(ExecGuest, AFailedWriteLeavesTheOldFileAndNoTemporary) {
 
 TEST(ExecGuest, RunsArgumentVectorsWithInput) {
   auto guest = exec_guest(base::local_runner(), "test guest");
-  auto r = guest->run({"sh", "-c", "cat; printf '%s|' \"$@\"; exit 4", "sh", "a b", "$HOME"}, "in\n");
+  auto r =
+      guest->run({"sh", "-c", "cat; printf '%s|' \"$@\"; exit 4", "sh", "a b", "$HOME"}, "in\n");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->exit_code, 4);
   EXPECT_EQ(r->out, "in\na b|$HOME|");

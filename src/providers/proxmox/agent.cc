@@ -7,8 +7,9 @@ namespace phoenix::proxmox {
 base::Runner agent_runner(Pve& pve, std::string node, std::uint32_t vmid,
                           std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
   std::string at = "/nodes/" + node + "/qemu/" + std::to_string(vmid) + "/agent";
-  return [&pve, at, vmid, timeout, poll](const std::vector<std::string>& argv,
-                                           std::string_view input) -> base::Result<base::ProcessResult> {
+  return [&pve, at, vmid, timeout, poll](
+             const std::vector<std::string>& argv,
+             std::string_view input) -> base::Result<base::ProcessResult> {
     const std::string what = "running " + (argv.empty() ? std::string("nothing") : argv[0]) +
                              " in VM " + std::to_string(vmid) + " through its guest agent";
     if (argv.empty()) return base::fail(base::ErrorKind::kInternal, what + ": no program");
@@ -51,16 +52,14 @@ base::Runner agent_runner(Pve& pve, std::string node, std::uint32_t vmid,
         r.out = s.value("out-data", "");
         r.err = s.value("err-data", "");
         if (flag("out-truncated") || flag("err-truncated")) {
-          return base::fail(base::ErrorKind::kInternal,
-                            what + ": the agent truncated its output");
+          return base::fail(base::ErrorKind::kInternal, what + ": the agent truncated its output");
         }
         return r;
       }
       if (std::chrono::steady_clock::now() >= deadline) {
-        return base::fail(base::ErrorKind::kTimeout,
-                          what + ": it did not exit within " +
-                              std::to_string(timeout.count() / 1000) + " s (agent pid " + pid +
-                              ")");
+        return base::fail(base::ErrorKind::kTimeout, what + ": it did not exit within " +
+                                                         std::to_string(timeout.count() / 1000) +
+                                                         " s (agent pid " + pid + ")");
       }
       std::this_thread::sleep_for(poll);
     }
