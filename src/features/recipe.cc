@@ -31,7 +31,8 @@ std::string where_from(std::string_view name) {
        "(`step certificate fingerprint root_ca.crt` prints it once the CA exists)"},
       {"step_ca.dns_name", "set step_ca.dns_name in phoenix_hypervisor_config.json"},
       {"step_ca.name", "set step_ca.root_ca_name in phoenix_hypervisor_config.json"},
-      {"step_ca.provisioner_name", "set step_ca.provisioner_name in phoenix_hypervisor_config.json"},
+      {"step_ca.provisioner_name",
+       "set step_ca.provisioner_name in phoenix_hypervisor_config.json"},
       {"nvidia.version", "set nvidia_driver.version in phoenix_hypervisor_config.json"},
       {"nvidia.runfile", "set nvidia_driver.version in phoenix_hypervisor_config.json"},
       {"vllm.port", "give the guest vllm_engine_config.ServerConfig.port"},
@@ -186,6 +187,13 @@ std::optional<Step> read_step(const Node& item, Expander& x) {
   }
   const Node::Member& m = item.members().front();
   const Node& v = m.value;
+  static constexpr std::string_view kSteps[] = {"packages", "file",    "link",
+                                                "absent",   "service", "command"};
+  if (std::find(std::begin(kSteps), std::end(kSteps), m.key) == std::end(kSteps)) {
+    x.diags().error("recipe-step", m.key_loc, "unknown step \"" + m.key + "\" in " + x.what(),
+                    "a step is one of packages, file, link, absent, service, command");
+    return std::nullopt;
+  }
   auto need_object = [&]() -> bool {
     if (v.is_object()) return true;
     x.diags().error("recipe-step", v.loc(), m.key + " in " + x.what() + " must be a mapping");
@@ -194,12 +202,14 @@ std::optional<Step> read_step(const Node& item, Expander& x) {
   if (m.key == "packages") {
     PackagesStep p;
     if (!v.is_array() || v.items().empty()) {
-      x.diags().error("recipe-step", v.loc(), "packages in " + x.what() + " must be a list of names");
+      x.diags().error("recipe-step", v.loc(),
+                      "packages in " + x.what() + " must be a list of names");
       return std::nullopt;
     }
     for (const Node& n : v.items()) {
       if (!n.is_string() || n.text().empty()) {
-        x.diags().error("recipe-step", n.loc(), "a package name in " + x.what() + " must be a string");
+        x.diags().error("recipe-step", n.loc(),
+                        "a package name in " + x.what() + " must be a string");
         return std::nullopt;
       }
       std::string name;
@@ -390,7 +400,8 @@ void add_recipe(RecipeBook& book, std::string name, std::uint32_t file,
       if (!list || list->is_null()) {
         *out = Node::array(root->loc());
       } else if (!list->is_array()) {
-        diags.error("recipe", list->loc(), std::string(key) + " of recipe " + name + " must be a list");
+        diags.error("recipe", list->loc(),
+                    std::string(key) + " of recipe " + name + " must be a list");
         *out = Node::array(list->loc());
       } else {
         *out = *list;
@@ -429,7 +440,8 @@ std::vector<HealthCheck> expand_health(const Node& list, const Variables& vars,
   std::vector<HealthCheck> out;
   if (list.is_null()) return out;
   if (!list.is_array()) {
-    diags.error("wrong-type", list.loc(), "health_checks of " + std::string(what) + " must be a list");
+    diags.error("wrong-type", list.loc(),
+                "health_checks of " + std::string(what) + " must be a list");
     return out;
   }
   for (const Node& item : list.items()) {
@@ -521,24 +533,22 @@ Variables guest_variables(const model::Estate& e, const compile::Desired& d,
   set("step_ca.provisioner_name", ca.provisioner_name);
   const model::GuestFeatureSettings& f = e.platform.guest_features;
   auto file = [&](const std::string& k, const Val<std::string>& val, const std::string& name) {
-    std::string path = val.present && !val.value.empty() ? val.value
-                                                         : "/usr/local/lib/phoenix/" + name;
+    std::string path =
+        val.present && !val.value.empty() ? val.value : "/usr/local/lib/phoenix/" + name;
     if (!path.starts_with('/')) path = e.paths.config_dir + "/" + path;
     v[k] = path;
   };
   file("bin.step", f.step_binary, "step");
   file("bin.step_ca", f.step_ca_binary, "step-ca");
   file("bin.traefik", f.traefik_binary, "traefik");
-  if (const base::Node* ver = e.platform.nvidia_driver.is_object()
-                                  ? e.platform.nvidia_driver.find("version")
-                                  : nullptr;
+  if (const base::Node* ver =
+          e.platform.nvidia_driver.is_object() ? e.platform.nvidia_driver.find("version") : nullptr;
       ver && ver->is_string()) {
     v["nvidia.version"] = ver->text();
     file("nvidia.runfile", f.nvidia_runfile, "NVIDIA-Linux-x86_64-" + ver->text() + ".run");
   }
-  v["vllm.version"] = f.vllm_version.present && !f.vllm_version.value.empty()
-                          ? f.vllm_version.value
-                          : kDefaultVllmVersion;
+  v["vllm.version"] = f.vllm_version.present && !f.vllm_version.value.empty() ? f.vllm_version.value
+                                                                              : kDefaultVllmVersion;
   for (const compile::VllmService& s : d.vllm) {
     if (s.guest == g.id) v["vllm.port"] = std::to_string(s.port);
   }

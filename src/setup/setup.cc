@@ -91,7 +91,8 @@ class Applier {
     if (!r->ok()) {
       std::string err = tail(r->err.empty() ? r->out : r->err);
       fail(ErrorKind::kInternal, "`" + base::join(argv, " ") + "` exited with " +
-                                     std::to_string(r->exit_code) + (err.empty() ? "" : ": " + err));
+                                     std::to_string(r->exit_code) +
+                                     (err.empty() ? "" : ": " + err));
       return false;
     }
     return true;
@@ -119,10 +120,9 @@ class Applier {
       record("ok", "packages " + base::join(p.names, " "), false);
       return;
     }
-    std::vector<std::string> install{"env",     "DEBIAN_FRONTEND=noninteractive",
-                                     "apt-get", "install",
-                                     "-y",      "-q",
-                                     "--no-install-recommends"};
+    std::vector<std::string> install{
+        "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
+        "-q",  "--no-install-recommends"};
     install.insert(install.end(), missing.begin(), missing.end());
     if (!act(install)) return;
     record("install", base::join(missing, " "), true);
@@ -138,9 +138,9 @@ class Applier {
           auto why = artifacts_.unavailable.find(c.text);
           fail(ErrorKind::kInvalidInput,
                "the recipe needs " + artifact_description(c.text) +
-                   (why == artifacts_.unavailable.end() ? ", which Phoenix does not have"
-                                                        : ", which Phoenix could not get: " +
-                                                              why->second));
+                   (why == artifacts_.unavailable.end()
+                        ? ", which Phoenix does not have"
+                        : ", which Phoenix could not get: " + why->second));
           return std::nullopt;
         }
         return it->second;
@@ -148,9 +148,9 @@ class Applier {
       case FileContent::Kind::kHostFile: {
         auto text = base::read_file(c.text);
         if (!text) {
-          fail(ErrorKind::kInvalidInput,
-               "cannot read " + c.text + " on this machine (" + text.error().message() +
-                   "); put the file there or point guest_features at it");
+          fail(ErrorKind::kInvalidInput, "cannot read " + c.text + " on this machine (" +
+                                             text.error().message() +
+                                             "); put the file there or point guest_features at it");
           return std::nullopt;
         }
         return std::move(*text);
@@ -160,7 +160,8 @@ class Applier {
   }
 
   static std::string artifact_description(const std::string& name) {
-    if (name == "root_ca") return "the internal root CA (step_ca.url and fingerprint must reach it)";
+    if (name == "root_ca")
+      return "the internal root CA (step_ca.url and fingerprint must reach it)";
     if (name == "step_ca_password") {
       return "the step-ca provisioner password (step_ca.provisioner_password_file)";
     }
@@ -185,9 +186,9 @@ class Applier {
           return std::nullopt;
         }
       }
-      record("write", f.path + " (" + std::to_string(content->size()) + " bytes" +
-                          (current ? ", was " + std::to_string(current->size()) : ", new file") +
-                          ")",
+      record("write",
+             f.path + " (" + std::to_string(content->size()) + " bytes" +
+                 (current ? ", was " + std::to_string(current->size()) : ", new file") + ")",
              true);
       changed_.insert(f.path);
       return true;
@@ -348,8 +349,8 @@ Report run_application_script(guest::GuestChannel& guest, const std::string& nam
   const std::string hash = base::sha256_hex(content);
   auto previous = guest.read_file(kScriptHash);
   if (!previous && previous.error().kind() != ErrorKind::kNotFound) {
-    return fail(previous.error().kind(), "reading " + std::string(kScriptHash) + ": " +
-                                             previous.error().message());
+    return fail(previous.error().kind(),
+                "reading " + std::string(kScriptHash) + ": " + previous.error().message());
   }
   if (previous && tail(*previous) == hash) {
     record("ok", name + " ran with this content already", false);
@@ -365,13 +366,16 @@ Report run_application_script(guest::GuestChannel& guest, const std::string& nam
   }
   auto r = guest.run({path}, {});
   if (!r) return fail(r.error().kind(), "running " + path + ": " + r.error().message());
-  std::string log = "$ " + path + "\n" + r->out + r->err + "exit " + std::to_string(r->exit_code) +
-                    "\n";
+  std::string log =
+      "$ " + path + "\n" + r->out + r->err + "exit " + std::to_string(r->exit_code) + "\n";
   if (auto w = guest.write_file(kScriptLog, log, {"root", "root", 0640}); !w) {
-    return fail(w.error().kind(), "writing " + std::string(kScriptLog) + ": " + w.error().message());
+    return fail(w.error().kind(),
+                "writing " + std::string(kScriptLog) + ": " + w.error().message());
   }
-  record("run", path + ": exit " + std::to_string(r->exit_code) + "; output:\n" + tail(r->out + r->err, 4000),
-         true);
+  record(
+      "run",
+      path + ": exit " + std::to_string(r->exit_code) + "; output:\n" + tail(r->out + r->err, 4000),
+      true);
   if (!r->ok()) {
     return fail(ErrorKind::kInternal, "exited with " + std::to_string(r->exit_code) + ": " +
                                           tail(r->err.empty() ? r->out : r->err) +
@@ -379,7 +383,8 @@ Report run_application_script(guest::GuestChannel& guest, const std::string& nam
                                           kScriptLog + ")");
   }
   if (auto w = guest.write_file(kScriptHash, hash + "\n", {"root", "root", 0644}); !w) {
-    return fail(w.error().kind(), "writing " + std::string(kScriptHash) + ": " + w.error().message());
+    return fail(w.error().kind(),
+                "writing " + std::string(kScriptHash) + ": " + w.error().message());
   }
   return report;
 }
@@ -390,8 +395,8 @@ Report wait_healthy(guest::GuestChannel& guest, const std::vector<features::Heal
   using Clock = std::chrono::steady_clock;
   for (const features::HealthCheck& c : checks) {
     auto start = Clock::now();
-    auto deadline = start + std::chrono::duration_cast<Clock::duration>(
-                                c.deadline * options.deadline_scale);
+    auto deadline =
+        start + std::chrono::duration_cast<Clock::duration>(c.deadline * options.deadline_scale);
     auto poll = options.first_poll;
     std::optional<std::string> why;
     while (true) {
@@ -417,19 +422,21 @@ Report wait_healthy(guest::GuestChannel& guest, const std::vector<features::Heal
         }
       }
       if (!why || Clock::now() >= deadline) break;
-      std::this_thread::sleep_for(std::min(poll, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                     deadline - Clock::now())));
+      std::this_thread::sleep_for(std::min(
+          poll, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())));
       poll = std::min(poll * 2, options.max_poll);
     }
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     if (why) {
       report.actions.push_back({"health", "failed", c.name + ": " + *why, false});
-      report.error = base::Error(ErrorKind::kTimeout,
-                                 "health check \"" + c.name + "\" did not pass within " +
-                                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                        c.deadline * options.deadline_scale)
-                                                        .count()) +
-                                     " s: " + *why);
+      auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline *
+                                                                         options.deadline_scale);
+      std::string within = limit < std::chrono::seconds(10)
+                               ? std::to_string(limit.count()) + " ms"
+                               : std::to_string(limit.count() / 1000) + " s";
+      report.error =
+          base::Error(ErrorKind::kTimeout, "health check \"" + c.name + "\" did not pass within " +
+                                               within + ": " + *why);
       return report;
     }
     report.actions.push_back(

@@ -30,7 +30,7 @@ struct Artifacts {
 struct Options {
   bool dry_run = false;
   // Progress, one line per change as it happens ("nginx: install nginx-light").
-  std::function<void(const std::string&)> progress;
+  std::function<void(const std::string&)> progress = {};
 };
 
 // One thing done (or, in a dry run, to be done) in the guest.
