@@ -57,7 +57,8 @@ setup::Artifacts make_artifacts(const model::Estate& e, const compile::Desired& 
     a[compile::Paths::kTraefikStatic] = render::render_traefik_static(d);
     a[compile::Paths::kTraefikDynamic] = render::render_traefik_dynamic(d);
   }
-  for (const compile::VllmService& v : d.vllm) a[compile::Paths::kVllmUnit] = render::render_vllm_unit(v);
+  for (const compile::VllmService& v : d.vllm)
+    a[compile::Paths::kVllmUnit] = render::render_vllm_unit(v);
   const model::StepCa& sc = e.platform.step_ca;
   auto resolve = [&](const std::string& path) {
     return path.starts_with('/') ? path : e.paths.config_dir + "/" + path;
@@ -96,8 +97,8 @@ setup::Artifacts make_artifacts(const model::Estate& e, const compile::Desired& 
 json actions_json(const setup::Report& r) {
   json list = json::array();
   for (const setup::Action& a : r.actions) {
-    list.push_back({{"feature", a.feature}, {"what", a.what}, {"detail", a.detail},
-                    {"changed", a.changed}});
+    list.push_back(
+        {{"feature", a.feature}, {"what", a.what}, {"detail", a.detail}, {"changed", a.changed}});
   }
   return list;
 }
@@ -174,33 +175,34 @@ int run_sync_guests(const GlobalOptions& g, const SyncGuestsOptions& o) {
   std::map<model::GuestId, std::vector<setup::Report>> reports;
   std::vector<const model::Guest*> order;
   for (const GuestWork& w : work) order.push_back(w.guest);
-  auto results = provision::run_in_order(order, 1, [&](const model::Guest& guest) -> base::Result<void> {
-    const GuestWork& w = *std::find_if(work.begin(), work.end(),
-                                       [&](const GuestWork& x) { return x.guest->id == guest.id; });
-    guest::GuestChannel& ch = *open.at(guest.id);
-    setup::Options opt = options;
-    opt.progress = [&](const std::string& line) {
-      if (g.output != OutputFormat::kText) return;
-      std::lock_guard lock(mu);
-      std::cerr << "  " << guest.label() << ": " << line << '\n';
-    };
-    auto keep = [&](setup::Report r) -> base::Result<void> {
-      std::optional<base::Error> err = r.error;
-      reports[guest.id].push_back(std::move(r));
-      if (err) return std::unexpected(*err);
-      return {};
-    };
-    PHX_TRY(keep(setup::apply_features(ch, w.plans, artifacts, opt)));
-    if (guest.application_script && guest.application_script->exists) {
-      auto content = base::read_file(guest.application_script->resolved);
-      if (!content) return std::unexpected(content.error());
-      std::string name = guest.application_script->name.value;
-      name = name.substr(name.rfind('/') + 1);
-      PHX_TRY(keep(setup::run_application_script(ch, name, *content, opt)));
-    }
-    if (o.no_health || g.dry_run || w.health.empty()) return {};
-    return keep(setup::wait_healthy(ch, w.health, *prober, health));
-  });
+  auto results =
+      provision::run_in_order(order, 1, [&](const model::Guest& guest) -> base::Result<void> {
+        const GuestWork& w = *std::find_if(
+            work.begin(), work.end(), [&](const GuestWork& x) { return x.guest->id == guest.id; });
+        guest::GuestChannel& ch = *open.at(guest.id);
+        setup::Options opt = options;
+        opt.progress = [&](const std::string& line) {
+          if (g.output != OutputFormat::kText) return;
+          std::lock_guard lock(mu);
+          std::cerr << "  " << guest.label() << ": " << line << '\n';
+        };
+        auto keep = [&](setup::Report r) -> base::Result<void> {
+          std::optional<base::Error> err = r.error;
+          reports[guest.id].push_back(std::move(r));
+          if (err) return std::unexpected(*err);
+          return {};
+        };
+        PHX_TRY(keep(setup::apply_features(ch, w.plans, artifacts, opt)));
+        if (guest.application_script && guest.application_script->exists) {
+          auto content = base::read_file(guest.application_script->resolved);
+          if (!content) return std::unexpected(content.error());
+          std::string name = guest.application_script->name.value;
+          name = name.substr(name.rfind('/') + 1);
+          PHX_TRY(keep(setup::run_application_script(ch, name, *content, opt)));
+        }
+        if (o.no_health || g.dry_run || w.health.empty()) return {};
+        return keep(setup::wait_healthy(ch, w.health, *prober, health));
+      });
 
   bool ok = true, changed = false;
   json list = json::array();
@@ -234,11 +236,14 @@ int run_sync_guests(const GlobalOptions& g, const SyncGuestsOptions& o) {
     if (!r) std::cout << "  failed: " << error << '\n';
   }
   if (g.output == OutputFormat::kJson) {
-    print_json({{"command", "sync guests"}, {"dry_run", g.dry_run}, {"guests", list},
-                {"changed", changed}, {"ok", ok}});
+    print_json({{"command", "sync guests"},
+                {"dry_run", g.dry_run},
+                {"guests", list},
+                {"changed", changed},
+                {"ok", ok}});
   } else {
-    std::cout << (!ok ? "some guests failed\n"
-                  : !changed ? "no changes\n"
+    std::cout << (!ok         ? "some guests failed\n"
+                  : !changed  ? "no changes\n"
                   : g.dry_run ? "changes would be made\n"
                               : "converged\n");
   }

@@ -66,10 +66,10 @@ struct AbsentStep {
 // A systemd service: its unit file when the recipe writes one, enabled, and running. It is
 // restarted (or reloaded) only when its unit or one of the `restart_on` files changed in this run.
 struct ServiceStep {
-  std::string name;                // "nginx" or "vllm.service"
-  std::optional<FileStep> unit;    // written to /etc/systemd/system/<name>.service
+  std::string name;              // "nginx" or "vllm.service"
+  std::optional<FileStep> unit;  // written to /etc/systemd/system/<name>.service
   bool enable = true;
-  bool reload = false;             // on a change: `systemctl reload` instead of restart
+  bool reload = false;                  // on a change: `systemctl reload` instead of restart
   std::vector<std::string> restart_on;  // guest paths
 };
 
@@ -90,12 +90,12 @@ struct HealthCheck {
   enum class Kind { kHttp, kHttps, kTcp, kCommand };
   std::string name;
   Kind kind = Kind::kHttp;
-  std::string url;                 // http(s): the URL, with the guest's address substituted
-  std::string host_header;         // http(s): a Host header, for name-based routing
-  int expect_status = 0;           // http(s): 0 means any 2xx or 3xx
-  std::string address;             // tcp: host or IP
-  int port = 0;                    // tcp
-  std::vector<std::string> argv;   // command: run in the guest, passes on exit 0
+  std::string url;                // http(s): the URL, with the guest's address substituted
+  std::string host_header;        // http(s): a Host header, for name-based routing
+  int expect_status = 0;          // http(s): 0 means any 2xx or 3xx
+  std::string address;            // tcp: host or IP
+  int port = 0;                   // tcp
+  std::vector<std::string> argv;  // command: run in the guest, passes on exit 0
   std::chrono::seconds deadline{60};
   base::SourceLoc loc;
 };
