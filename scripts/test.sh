@@ -13,5 +13,9 @@ export PHOENIX_STEP_CA
 # the same way.
 PHOENIX_TRAEFIK="$(scripts/build-traefik.sh)"
 export PHOENIX_TRAEFIK
+# The root filesystem of the real Debian containers the guest-feature tests run in (debootstrap,
+# cached; installs lxc and debootstrap when missing).
+PHOENIX_GUEST_ROOTFS="$(scripts/guest-rootfs.sh)"
+export PHOENIX_GUEST_ROOTFS
 scripts/build.sh ci
 ctest --preset ci "$@"

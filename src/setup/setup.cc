@@ -22,6 +22,8 @@ using features::PackagesStep;
 using features::ServiceStep;
 
 constexpr const char* kScriptDir = "/usr/local/lib/phoenix";
+// Files larger than this are compared through `sha256sum` in the guest.
+constexpr std::size_t kCompareByHash = 256 * 1024;
 constexpr const char* kScriptHash = "/var/lib/phoenix/application_script.sha256";
 constexpr const char* kScriptLog = "/var/log/phoenix/application_script.log";
 
@@ -173,23 +175,40 @@ class Applier {
   std::optional<bool> put(const FileStep& f) {
     auto content = content_of(f.content);
     if (!content) return std::nullopt;
-    auto current = guest_.read_file(f.path);
-    if (!current && current.error().kind() != ErrorKind::kNotFound) {
-      fail(current.error(), "reading " + f.path);
-      return std::nullopt;
-    }
     guest::FileSpec spec{f.owner, f.group, f.mode};
-    if (!current || *current != *content) {
+    bool same = false;
+    std::optional<std::size_t> current_size;
+    if (content->size() > kCompareByHash) {
+      // A big file (a program) is compared by its hash in the guest, not read back.
+      auto r = look({"sha256sum", "--", f.path});
+      if (!r) return std::nullopt;
+      if (r->ok()) {
+        current_size = 0;
+        same = r->out.substr(0, 64) == base::sha256_hex(*content);
+      }
+    } else {
+      auto current = guest_.read_file(f.path);
+      if (!current && current.error().kind() != ErrorKind::kNotFound) {
+        fail(current.error(), "reading " + f.path);
+        return std::nullopt;
+      }
+      if (current) {
+        current_size = current->size();
+        same = *current == *content;
+      }
+    }
+    if (!same) {
       if (!options_.dry_run) {
         if (auto w = guest_.write_file(f.path, *content, spec); !w) {
           fail(w.error(), "writing " + f.path);
           return std::nullopt;
         }
       }
-      record("write",
-             f.path + " (" + std::to_string(content->size()) + " bytes" +
-                 (current ? ", was " + std::to_string(current->size()) : ", new file") + ")",
-             true);
+      std::string was = !current_size ? ", new file"
+                        : content->size() > kCompareByHash
+                            ? ", was different"
+                            : ", was " + std::to_string(*current_size);
+      record("write", f.path + " (" + std::to_string(content->size()) + " bytes" + was + ")", true);
       changed_.insert(f.path);
       return true;
     }

@@ -60,13 +60,14 @@ TEST(ApplyFeatures, FirstRunConvergesSecondChangesNothing) {
   Report first = apply_features(sys, {web("server {}\n")}, {}, {});
   ASSERT_TRUE(first.ok()) << first.error->message();
   EXPECT_TRUE(first.changed);
-  EXPECT_EQ(sys.changes(),
-            (Strings{"env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-                     "--no-install-recommends nginx-light",
-                     "<write> /etc/nginx/sites-available/site", "mkdir -p -- /etc/nginx/sites-enabled",
-                     "ln -sfn -- /etc/nginx/sites-available/site /etc/nginx/sites-enabled/site",
-                     "rm -f -- /etc/nginx/sites-enabled/default", "systemctl enable nginx",
-                     "systemctl start nginx", "announce site"}));
+  EXPECT_EQ(
+      sys.changes(),
+      (Strings{"env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+               "--no-install-recommends nginx-light",
+               "<write> /etc/nginx/sites-available/site", "mkdir -p -- /etc/nginx/sites-enabled",
+               "ln -sfn -- /etc/nginx/sites-available/site /etc/nginx/sites-enabled/site",
+               "rm -f -- /etc/nginx/sites-enabled/default", "systemctl enable nginx",
+               "systemctl start nginx", "announce site"}));
   EXPECT_TRUE(sys.installed.contains("nginx-light"));
   EXPECT_EQ(sys.units["nginx"].starts, 1);
 
