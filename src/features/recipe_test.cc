@@ -108,14 +108,15 @@ TEST(Recipes, ExampleEstateOrderAndMissingFingerprint) {
   EXPECT_FALSE(vars.contains("step_ca.fingerprint"));
   for (const Recipe* r : order_features(book, names)) expand(*r, vars, diags, traefik.label());
   ASSERT_EQ(diags.all().size(), 1u) << messages(diags, e->sources);
-  EXPECT_EQ(base::format_diagnostic(diags.all()[0], e->sources),
-            "recipes/step_cli.yml:10:77: error: unknown variable ${step_ca.fingerprint} in step 2 "
-            "of recipe step_cli for LXC 102 (Traefik-Internal)\n"
-            "          run: [step, ca, bootstrap, --ca-url, \"${step_ca.url}\", --fingerprint, "
-            "\"${step_ca.fingerprint}\", --force]\n"
-            "                                                                                ^\n"
-            "  hint: set step_ca.fingerprint in phoenix_hypervisor_config.json: the SHA-256 of the "
-            "CA's root (`step certificate fingerprint root_ca.crt` prints it once the CA exists)\n");
+  EXPECT_EQ(
+      base::format_diagnostic(diags.all()[0], e->sources),
+      "recipes/step_cli.yml:10:77: error: unknown variable ${step_ca.fingerprint} in step 2 "
+      "of recipe step_cli for LXC 102 (Traefik-Internal)\n"
+      "          run: [step, ca, bootstrap, --ca-url, \"${step_ca.url}\", --fingerprint, "
+      "\"${step_ca.fingerprint}\", --force]\n"
+      "                                                                                ^\n"
+      "  hint: set step_ca.fingerprint in phoenix_hypervisor_config.json: the SHA-256 of the "
+      "CA's root (`step certificate fingerprint root_ca.crt` prints it once the CA exists)\n");
 }
 
 // A recipe with mistakes: each is reported at its place, with the fix.

@@ -30,7 +30,7 @@ class FakeSystem final : public guest::GuestChannel {
   };
 
   std::map<std::string, File> files;
-  std::map<std::string, std::string> links;    // path -> target
+  std::map<std::string, std::string> links;  // path -> target
   std::set<std::string> installed;
   std::set<std::string> available;             // what apt-get can install
   std::map<std::string, Unit> units;           // "nginx" (no .service)
@@ -147,7 +147,8 @@ class FakeSystem final : public guest::GuestChannel {
         return r;
       }
       Unit& u = units[argv.back()];
-      if (verb == "is-enabled") return exit(u.enabled ? 0 : 1, u.enabled ? "enabled\n" : "disabled\n");
+      if (verb == "is-enabled")
+        return exit(u.enabled ? 0 : 1, u.enabled ? "enabled\n" : "disabled\n");
       if (verb == "is-active") return exit(u.active ? 0 : 3);
       if (verb == "enable") u.enabled = true;
       if (verb == "start") ++u.starts, u.active = true;
