@@ -1,6 +1,7 @@
 // phoenix create <id...>: each guest and what it depends on, brought to the estate in dependency
-// order (provision/provision.h says how), up to -j guests at a time. Idempotent: a converged
-// guest costs reads only.
+// order (provision/provision.h says how), up to -j guests at a time, then set up inside
+// (cli/guest_setup.h: features, application script, health checks) unless --no-setup. A guest
+// is done only when its health checks pass. Idempotent: a converged guest costs reads only.
 
 #include <iostream>
 #include <mutex>
@@ -45,6 +46,18 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
   std::vector<proxmox::Pve*> free_clients;
   for (auto& c : clients) free_clients.push_back(c.get());
 
+  // The setup inside each guest, prepared before anything changes: its recipe errors are the
+  // estate's. A dry run lists the Proxmox side only (a guest that does not exist yet cannot
+  // be looked into).
+  std::unique_ptr<GuestSetup> setup;
+  if (!o.no_setup && !g.dry_run) {
+    std::vector<model::GuestId> setup_ids;
+    for (const model::Guest* guest : order) setup_ids.push_back(guest->id);
+    auto prepared = GuestSetup::prepare(g, s.loaded, setup_ids, o.setup);
+    if (auto* code = std::get_if<int>(&prepared)) return *code;
+    setup = std::move(std::get<0>(prepared));
+  }
+
   auto host = open_host(e);
   provision::SourceLocks clone_locks;
   std::mutex mu;  // free_clients, steps, the progress lines
@@ -75,10 +88,13 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
     std::vector<provision::Step> mine;
     auto r = p.converge(guest, it == s.inventory.end() ? nullptr : &it->second,
                         fw == firewalls.end() ? nullptr : fw->second, mine);
-    std::lock_guard lock(mu);
-    steps.insert(steps.end(), mine.begin(), mine.end());
-    free_clients.push_back(pve);
-    return r;
+    {
+      std::lock_guard lock(mu);
+      steps.insert(steps.end(), mine.begin(), mine.end());
+      free_clients.push_back(pve);
+    }
+    if (!r || !setup) return r;
+    return setup->run(guest);
   });
 
   nlohmann::json failed = nlohmann::json::array();
@@ -92,10 +108,17 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
   for (auto& c : clients) counted.push_back(c.get());
 
   if (g.output == OutputFormat::kJson) {
+    nlohmann::json inside = nlohmann::json::object();
+    if (setup) {
+      for (const model::Guest* guest : order) {
+        inside[std::to_string(guest->id)] = setup->actions_json(guest->id);
+      }
+    }
     print_json({{"dry_run", g.dry_run},
                 {"jobs", jobs},
                 {"guests", order.size()},
                 {"steps", steps_json(steps)},
+                {"setup", inside},
                 {"failed", failed},
                 {"ok", failed.empty()},
                 {"requests", requests_json(counted)}});
@@ -107,6 +130,12 @@ int run_create(const GlobalOptions& g, const CreateOptions& o) {
       std::cout << "create: " << (g.dry_run ? "would take " : "took ") << steps.size()
                 << (steps.size() == 1 ? " step\n" : " steps\n");
       print_steps(e, steps);
+    }
+    if (setup) {
+      std::cout << "inside the guests:\n";
+      for (const model::Guest* guest : order) {
+        if (!guest->is_template.value) setup->print(*guest, results.at(guest->id));
+      }
     }
     for (const auto& f : failed) {
       print_error(g, e.guest(f["guest"].get<model::GuestId>())->label() + ": " +

@@ -10,6 +10,7 @@
 #include "base/fs.h"
 #include "cli/commands.h"
 #include "cli/engines.h"
+#include "cli/guest_setup.h"
 #include "features/recipe.h"
 #include "providers/ca/stepca.h"
 #include "render/render.h"
@@ -20,16 +21,9 @@ namespace {
 
 using nlohmann::json;
 
-// What one guest gets: its expanded recipes and health checks.
-struct GuestWork {
-  const model::Guest* guest = nullptr;
-  std::vector<features::Plan> plans;
-  std::vector<features::HealthCheck> health;
-};
-
-std::set<std::string> artifacts_needed(const std::vector<GuestWork>& work) {
+std::set<std::string> artifacts_needed(const std::map<model::GuestId, GuestSetup::Work>& work) {
   std::set<std::string> out;
-  for (const GuestWork& w : work) {
+  for (const auto& [id, w] : work) {
     for (const features::Plan& p : w.plans) {
       for (const features::Step& s : p.steps) {
         const features::FileStep* f = std::get_if<features::FileStep>(&s);
@@ -94,7 +88,7 @@ setup::Artifacts make_artifacts(const model::Estate& e, const compile::Desired& 
   return out;
 }
 
-json actions_json(const setup::Report& r) {
+json report_actions_json(const setup::Report& r) {
   json list = json::array();
   for (const setup::Action& a : r.actions) {
     list.push_back(
@@ -104,6 +98,124 @@ json actions_json(const setup::Report& r) {
 }
 
 }  // namespace
+
+// ---- GuestSetup ----------------------------------------------------------------------------
+
+std::variant<std::unique_ptr<GuestSetup>, int> GuestSetup::prepare(
+    const GlobalOptions& g, LoadedEstate& loaded, const std::vector<model::GuestId>& ids,
+    const SetupSettings& settings) {
+  auto s = std::unique_ptr<GuestSetup>(new GuestSetup(g, *loaded.estate, settings));
+  model::Estate& e = *loaded.estate;
+  compile::Desired desired = compile::compile_estate(e, {.resources = false});
+  // Every guest's recipes, expanded: an unknown variable or a malformed step is reported at its
+  // place before anything runs.
+  features::RecipeBook book = features::builtin_recipes(e.sources, loaded.diags);
+  for (model::GuestId id : ids) {
+    const model::Guest* guest = e.guest(id);
+    if (guest->is_template.value) continue;
+    Work w;
+    features::Variables vars = features::guest_variables(e, desired, *guest);
+    std::vector<std::string> names;
+    for (const auto& f : guest->features) names.push_back(f.value);
+    for (const features::Recipe* r : features::order_features(book, names)) {
+      features::Plan plan = features::expand(*r, vars, loaded.diags, guest->label());
+      w.health.insert(w.health.end(), plan.health.begin(), plan.health.end());
+      w.plans.push_back(std::move(plan));
+    }
+    auto own = features::expand_health(guest->health_checks, vars, guest->label(), loaded.diags);
+    w.health.insert(w.health.end(), own.begin(), own.end());
+    s->work_[id] = std::move(w);
+  }
+  if (loaded.diags.has_errors()) return report_invalid(g, loaded);
+
+  // Every channel first: a guest Phoenix cannot reach changes nothing.
+  for (const auto& [id, w] : s->work_) {
+    auto ch = s->channels_.get(id);
+    if (!ch) {
+      print_error(g, ch.error().message());
+      return ch.error().kind() == base::ErrorKind::kInvalidInput ? kExitInvalid
+                                                                 : provider_exit(ch.error());
+    }
+    s->open_[id] = *ch;
+  }
+  s->artifacts_ = make_artifacts(e, desired, artifacts_needed(s->work_));
+  if (auto it = s->artifacts_.files.find("root_ca"); it != s->artifacts_.files.end()) {
+    s->health_.ca_pem = it->second;
+  }
+  if (settings.health_scale > 0) s->health_.deadline_scale = settings.health_scale;
+  s->prober_ = setup::curl_prober();
+  return s;
+}
+
+base::Result<void> GuestSetup::run(const model::Guest& guest) {
+  auto it = work_.find(guest.id);
+  if (it == work_.end()) return {};
+  const Work& w = it->second;
+  guest::GuestChannel& ch = *open_.at(guest.id);
+  setup::Options opt;
+  opt.dry_run = g_.dry_run;
+  opt.progress = [this, &guest](const std::string& line) {
+    if (g_.output != OutputFormat::kText) return;
+    std::lock_guard lock(mu_);
+    std::cerr << "  " << guest.label() << ": " << line << '\n';
+  };
+  auto keep = [&](setup::Report r) -> base::Result<void> {
+    std::optional<base::Error> err = r.error;
+    {
+      std::lock_guard lock(mu_);
+      reports_[guest.id].push_back(std::move(r));
+    }
+    if (err) return std::unexpected(*err);
+    return {};
+  };
+  PHX_TRY(keep(setup::apply_features(ch, w.plans, artifacts_, opt)));
+  if (guest.application_script && guest.application_script->exists) {
+    auto content = base::read_file(guest.application_script->resolved);
+    if (!content) return std::unexpected(content.error());
+    std::string name = guest.application_script->name.value;
+    name = name.substr(name.rfind('/') + 1);
+    PHX_TRY(keep(setup::run_application_script(ch, name, *content, opt)));
+  }
+  if (settings_.no_health || g_.dry_run || w.health.empty()) return {};
+  return keep(setup::wait_healthy(ch, w.health, *prober_, health_));
+}
+
+bool GuestSetup::changed() const {
+  for (const auto& [id, list] : reports_) {
+    for (const setup::Report& r : list) {
+      if (r.changed) return true;
+    }
+  }
+  return false;
+}
+
+json GuestSetup::actions_json(model::GuestId id) const {
+  json acts = json::array();
+  if (auto it = reports_.find(id); it != reports_.end()) {
+    for (const setup::Report& rep : it->second) {
+      for (auto& a : report_actions_json(rep)) acts.push_back(a);
+    }
+  }
+  return acts;
+}
+
+void GuestSetup::print(const model::Guest& guest, const base::Result<void>& result) const {
+  std::cout << guest.label() << " (" << open_.at(guest.id)->describe() << "):\n";
+  int shown = 0;
+  if (auto it = reports_.find(guest.id); it != reports_.end()) {
+    for (const setup::Report& rep : it->second) {
+      for (const setup::Action& a : rep.actions) {
+        if (!a.changed && a.feature != "health" && g_.verbose == 0) continue;
+        std::cout << "  " << a.feature << ": " << a.what << " " << a.detail << '\n';
+        ++shown;
+      }
+    }
+  }
+  if (result && shown == 0) std::cout << "  converged, nothing to do\n";
+  if (!result) std::cout << "  failed: " << result.error().message() << '\n';
+}
+
+// ---- phoenix sync guests ---------------------------------------------------------------------
 
 int run_sync_guests(const GlobalOptions& g, const SyncGuestsOptions& o) {
   LoadedEstate loaded = load_and_validate(g);
@@ -122,119 +234,36 @@ int run_sync_guests(const GlobalOptions& g, const SyncGuestsOptions& o) {
     }
     ids = *parsed;
   }
-  compile::Desired desired = compile::compile_estate(e, {.resources = false});
-
-  // Every guest's recipes, expanded: an unknown variable or a malformed step is reported at its
-  // place before anything runs.
-  features::RecipeBook book = features::builtin_recipes(e.sources, loaded.diags);
-  std::vector<GuestWork> work;
+  std::vector<const model::Guest*> order;
   for (const model::Guest* guest : provision::creation_order(e, ids)) {
-    if (guest->is_template.value) continue;
-    if (std::find(ids.begin(), ids.end(), guest->id) == ids.end()) continue;
-    GuestWork w;
-    w.guest = guest;
-    features::Variables vars = features::guest_variables(e, desired, *guest);
-    std::vector<std::string> names;
-    for (const auto& f : guest->features) names.push_back(f.value);
-    for (const features::Recipe* r : features::order_features(book, names)) {
-      features::Plan plan = features::expand(*r, vars, loaded.diags, guest->label());
-      w.health.insert(w.health.end(), plan.health.begin(), plan.health.end());
-      w.plans.push_back(std::move(plan));
+    if (std::find(ids.begin(), ids.end(), guest->id) != ids.end() && !guest->is_template.value) {
+      order.push_back(guest);
     }
-    auto own = features::expand_health(guest->health_checks, vars, guest->label(), loaded.diags);
-    w.health.insert(w.health.end(), own.begin(), own.end());
-    work.push_back(std::move(w));
   }
-  if (loaded.diags.has_errors()) return report_invalid(g, loaded);
+  auto prepared = GuestSetup::prepare(g, loaded, ids, o.setup);
+  if (auto* code = std::get_if<int>(&prepared)) return *code;
+  GuestSetup& setup = *std::get<0>(prepared);
   if (g.output == OutputFormat::kText) print_diagnostics(loaded, g);  // warnings
 
-  // Every channel first: a guest Phoenix cannot reach changes nothing.
-  GuestChannels channels(e);
-  std::map<model::GuestId, guest::GuestChannel*> open;
-  for (const GuestWork& w : work) {
-    auto ch = channels.get(w.guest->id);
-    if (!ch) {
-      print_error(g, ch.error().message());
-      return ch.error().kind() == base::ErrorKind::kInvalidInput ? kExitInvalid
-                                                                 : provider_exit(ch.error());
-    }
-    open[w.guest->id] = *ch;
-  }
+  auto results = provision::run_in_order(
+      order, 1, [&](const model::Guest& guest) { return setup.run(guest); });
 
-  setup::Artifacts artifacts = make_artifacts(e, desired, artifacts_needed(work));
-  auto prober = setup::curl_prober();
-  setup::HealthOptions health;
-  if (auto it = artifacts.files.find("root_ca"); it != artifacts.files.end()) {
-    health.ca_pem = it->second;
-  }
-  if (o.health_scale > 0) health.deadline_scale = o.health_scale;
-
-  std::mutex mu;
-  setup::Options options;
-  options.dry_run = g.dry_run;
-  std::map<model::GuestId, std::vector<setup::Report>> reports;
-  std::vector<const model::Guest*> order;
-  for (const GuestWork& w : work) order.push_back(w.guest);
-  auto results =
-      provision::run_in_order(order, 1, [&](const model::Guest& guest) -> base::Result<void> {
-        const GuestWork& w = *std::find_if(
-            work.begin(), work.end(), [&](const GuestWork& x) { return x.guest->id == guest.id; });
-        guest::GuestChannel& ch = *open.at(guest.id);
-        setup::Options opt = options;
-        opt.progress = [&](const std::string& line) {
-          if (g.output != OutputFormat::kText) return;
-          std::lock_guard lock(mu);
-          std::cerr << "  " << guest.label() << ": " << line << '\n';
-        };
-        auto keep = [&](setup::Report r) -> base::Result<void> {
-          std::optional<base::Error> err = r.error;
-          reports[guest.id].push_back(std::move(r));
-          if (err) return std::unexpected(*err);
-          return {};
-        };
-        PHX_TRY(keep(setup::apply_features(ch, w.plans, artifacts, opt)));
-        if (guest.application_script && guest.application_script->exists) {
-          auto content = base::read_file(guest.application_script->resolved);
-          if (!content) return std::unexpected(content.error());
-          std::string name = guest.application_script->name.value;
-          name = name.substr(name.rfind('/') + 1);
-          PHX_TRY(keep(setup::run_application_script(ch, name, *content, opt)));
-        }
-        if (o.no_health || g.dry_run || w.health.empty()) return {};
-        return keep(setup::wait_healthy(ch, w.health, *prober, health));
-      });
-
-  bool ok = true, changed = false;
+  bool ok = true;
   json list = json::array();
-  for (const GuestWork& w : work) {
-    const base::Result<void>& r = results.at(w.guest->id);
+  for (const model::Guest* guest : order) {
+    const base::Result<void>& r = results.at(guest->id);
     ok &= r.has_value();
-    json acts = json::array();
-    for (const setup::Report& rep : reports[w.guest->id]) {
-      changed |= rep.changed;
-      for (auto& a : actions_json(rep)) acts.push_back(a);
-    }
-    std::string error = r ? "" : r.error().message();
     if (g.output == OutputFormat::kJson) {
-      list.push_back({{"guest", w.guest->id},
-                      {"name", w.guest->label()},
+      list.push_back({{"guest", guest->id},
+                      {"name", guest->label()},
                       {"ok", r.has_value()},
-                      {"actions", acts},
-                      {"error", r ? json(nullptr) : json(error)}});
-      continue;
+                      {"actions", setup.actions_json(guest->id)},
+                      {"error", r ? json(nullptr) : json(r.error().message())}});
+    } else {
+      setup.print(*guest, r);
     }
-    std::cout << w.guest->label() << " (" << open.at(w.guest->id)->describe() << "):\n";
-    int shown = 0;
-    for (const setup::Report& rep : reports[w.guest->id]) {
-      for (const setup::Action& a : rep.actions) {
-        if (!a.changed && a.feature != "health" && g.verbose == 0) continue;
-        std::cout << "  " << a.feature << ": " << a.what << " " << a.detail << '\n';
-        ++shown;
-      }
-    }
-    if (r && shown == 0) std::cout << "  converged, nothing to do\n";
-    if (!r) std::cout << "  failed: " << error << '\n';
   }
+  bool changed = setup.changed();
   if (g.output == OutputFormat::kJson) {
     print_json({{"command", "sync guests"},
                 {"dry_run", g.dry_run},

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "cli/context.h"
+#include "cli/guest_setup.h"
 
 namespace phoenix::cli {
 
@@ -55,14 +56,15 @@ int run_status(const GlobalOptions& g, const StatusOptions& o);
 
 struct SyncGuestsOptions {
   std::vector<std::string> ids;  // empty: every guest that is not a template
-  bool no_health = false;
-  double health_scale = 0;  // > 0: scales every health check's deadline
+  SetupSettings setup;
 };
 // What runs inside each guest (setup/): features, application script, health checks.
 int run_sync_guests(const GlobalOptions& g, const SyncGuestsOptions& o);
 
 struct CreateOptions {
   std::vector<std::string> ids;
+  bool no_setup = false;  // Proxmox only: no features, application script or health checks
+  SetupSettings setup;
 };
 // Guests and what they depend on, brought to the estate in dependency order, up to -j at a time
 // (provision/provision.h); a converged guest costs reads only.

@@ -169,18 +169,17 @@ base::Result<guest::GuestChannel*> GuestChannels::get(model::GuestId id) {
                                                  "ssh " + api.host_ssh.value)
                               : guest::pct_guest(base::local_runner(), id, "this node");
   } else {
-    if (!pve_) {
-      auto pve = open_proxmox(e_);
-      if (!pve) {
-        return base::fail(
-            pve.error().kind(),
-            "Phoenix reaches " + g->label() +
-                " through its QEMU guest agent, over the Proxmox API: " + pve.error().message());
-      }
-      pve_ = std::move(*pve);
+    // A client of its own: channels of different guests may be used from different threads.
+    auto pve = open_proxmox(e_);
+    if (!pve) {
+      return base::fail(
+          pve.error().kind(),
+          "Phoenix reaches " + g->label() +
+              " through its QEMU guest agent, over the Proxmox API: " + pve.error().message());
     }
-    ch = guest::exec_guest(proxmox::agent_runner(*pve_, proxmox_node(e_), id),
-                           g->label() + " through its guest agent (" + pve_->describe() + ")");
+    proxmox::Pve& client = *pves_.emplace_back(std::move(*pve));
+    ch = guest::exec_guest(proxmox::agent_runner(client, proxmox_node(e_), id),
+                           g->label() + " through its guest agent (" + client.describe() + ")");
   }
   return (open_[id] = std::move(ch)).get();
 }

@@ -57,7 +57,8 @@ std::unique_ptr<host::HostChannel> open_host(const model::Estate& estate);
 
 // How Phoenix reaches inside each guest, opened on first use: its `local_root` (tests), else an
 // LXC through `pct exec` on the node (here, or over proxmox_api.host_ssh), else a VM through its
-// QEMU guest agent over the Proxmox API (opened once, when a VM first needs it).
+// QEMU guest agent over the Proxmox API (a client per VM). get() is not thread-safe; the
+// channels of different guests may be used from different threads.
 class GuestChannels {
  public:
   explicit GuestChannels(const model::Estate& estate) : e_(estate) {}
@@ -65,7 +66,7 @@ class GuestChannels {
 
  private:
   const model::Estate& e_;
-  std::unique_ptr<proxmox::Pve> pve_;
+  std::vector<std::unique_ptr<proxmox::Pve>> pves_;
   std::map<model::GuestId, std::unique_ptr<guest::GuestChannel>> open_;
 };
 

@@ -117,9 +117,10 @@ int run(int argc, char** argv) {
       "inside each guest: apply its features' recipes, run its application script once per "
       "change, and wait for its health checks");
   sync_guests->add_option("ids", sync_guests_opts.ids, "only these guests (default: all)");
-  sync_guests->add_flag("--no-health", sync_guests_opts.no_health, "do not wait for health checks");
+  sync_guests->add_flag("--no-health", sync_guests_opts.setup.no_health,
+                        "do not wait for health checks");
   sync_guests
-      ->add_option("--health-scale", sync_guests_opts.health_scale,
+      ->add_option("--health-scale", sync_guests_opts.setup.health_scale,
                    "multiply every health check's deadline by this factor")
       ->check(CLI::PositiveNumber);
   auto* sync_firewall = sync->add_subcommand(
@@ -129,6 +130,9 @@ int run(int argc, char** argv) {
   auto* create = app.add_subcommand(
       "create", "bring guests and what they depend on to the estate, in order (-j in parallel)");
   create->add_option("ids", create_opts.ids, "the guests")->required();
+  create->add_flag("--no-setup", create_opts.no_setup,
+                   "only the Proxmox side: no features, application scripts or health checks");
+  create->add_flag("--no-health", create_opts.setup.no_health, "do not wait for health checks");
 
   phoenix::cli::DeleteOptions delete_opts;
   auto* del = app.add_subcommand("delete", "stop and destroy guests");

@@ -182,7 +182,7 @@ def main_run(ph, sim):
     assert doc["guests"][0]["observed"] == "stopped", doc
 
     # create: 801 needs 103 and 102; 101 exists and is configured, grown and started.
-    doc = ph.json("create", "801", "101")
+    doc = ph.json("create", "--no-setup", "801", "101")
     order = []
     for guest, _ in steps_of(doc):
         if guest not in order:
@@ -213,7 +213,7 @@ def main_run(ph, sim):
     doc = ph.json("plan", "--proxmox", "101", "102", "103", "801")
     changes = [a for a in doc["actions"] if a["action"] != "no-op"]
     assert not changes and not doc["errors"], doc
-    doc = ph.json("create", "801", "101")
+    doc = ph.json("create", "--no-setup", "801", "101")
     assert doc["steps"] == [] and doc["requests"]["mutating"] == 0, doc
 
     # Drift made by hand shows, and create puts it back.
@@ -228,7 +228,7 @@ def main_run(ph, sim):
     changed = {a["id"]: a for a in doc["actions"] if a["action"] != "no-op"}
     assert set(changed) == {"lxc/102", "firewall/103"}, doc
     assert [c["field"] for c in changed["lxc/102"]["changes"]] == ["memory_mb"], changed
-    doc = ph.json("create", "102", "103")
+    doc = ph.json("create", "--no-setup", "102", "103")
     assert sorted(steps_of(doc)) == [(102, "configure"), (103, "firewall")], steps_of(doc)
     assert firewall_rules(sim, "lxc", "103") == estate_rules(lxcs["103"])
     assert ph.json("status", "102", "103")["converged"]
@@ -240,14 +240,14 @@ def main_run(ph, sim):
     ph.save("phoenix_lxc_configs.json", doc_lxcs)
     r = ph.run("plan", "--proxmox", "102")
     assert r.returncode == 1 and "cannot shrink" in r.stdout, (r.returncode, r.stdout)
-    r = ph.run("create", "102")
+    r = ph.run("create", "--no-setup", "102")
     assert r.returncode == 2 and "only grows" in r.stdout, (r.returncode, r.stdout, r.stderr)
     assert json.loads(r.stdout)["requests"]["mutating"] == 0, r.stdout
     doc_lxcs["lxc_configs"]["102"]["storage_size_gb"] = size
     ph.save("phoenix_lxc_configs.json", doc_lxcs)
 
     # VMs: 1002 needs 1001, cloned from the template 9000, which comes from its cloud image.
-    doc = ph.json("create", "1002")
+    doc = ph.json("create", "--no-setup", "1002")
     order = []
     for guest, _ in steps_of(doc):
         if guest not in order:
@@ -266,7 +266,7 @@ def main_run(ph, sim):
     health = {g["id"]: g["health"] for g in doc["guests"]}
     assert health == {9000: "template", 1001: "agent answers", 1002: "agent answers"}, doc
     assert doc["converged"], doc
-    assert ph.json("create", "1002")["requests"]["mutating"] == 0
+    assert ph.json("create", "--no-setup", "1002")["requests"]["mutating"] == 0
 
     def power():
         doc = ph.json("status", "--no-config", "1001", "1002", "101", codes=(0, 2))
@@ -335,7 +335,7 @@ def fault_run(ph, sim):
     # Each guest's convergence retries what may pass, so one run should do; a third would mean
     # the retries do not work.
     for attempt in range(3):
-        r = ph.run("-j", "4", "create", *wanted)
+        r = ph.run("-j", "4", "create", "--no-setup", *wanted)
         doc = json.loads(r.stdout)
         runs.append((r.returncode, len(doc["steps"]), doc["requests"]["retries"]))
         for f in doc["failed"]:
