@@ -361,8 +361,15 @@ class Compiler {
       add(*gw, Paths::kNginxCertDir, {d_.domain, "*." + d_.domain});
     }
     if (d_.traefik) add(*e_.guest(d_.traefik->guest), Paths::kTraefikCertDir, {});
+    // Docker's API over TCP with mutual TLS: the manager's (the swarm's endpoint) and every
+    // guest's with docker_proxy.
     if (const Guest* m = swarm_manager(e_); m && guest_ip(*m)) {
       add(*m, "/etc/docker/ssl", {});
+    }
+    for (const Guest& g : e_.guests) {
+      if (g.has_feature("docker_proxy") && !g.is_template.value && guest_ip(g)) {
+        add(g, "/etc/docker/ssl", {});
+      }
     }
     for (const VllmService& v : d_.vllm) add(*e_.guest(v.guest), Paths::kVllmCertDir, {});
     for (auto& [id, c] : certs) {

@@ -20,6 +20,12 @@ caches: step-ca and step (scripts/build-step-ca.sh, PHOENIX_STEP_CA), traefik
      101's application script; every health check passes: the recipes' (nginx -t, Traefik's
      ping, step-ca's /health with its root) and 103's own HTTPS check from Phoenix to
      https://10.0.0.10:9000/health with the internal root as the only trust anchor.
+     A fourth guest, LXC 120, runs Docker (docker, docker_proxy) in a container that allows it:
+     its certificate (which Phoenix derives for every docker_proxy guest, in /etc/docker/ssl) is
+     issued by the guest's step-ca (`step ca certificate` with the JWK provisioner, as sync
+     certs does) and put there; the
+     engine then answers on https://10.0.0.120:2376 with mutual TLS, from the guest and from
+     Phoenix's side (`phoenix swarm status`-style request with the client certificate).
   3. The same again changes nothing.
   4. Drift by hand (nginx stopped, /etc/timezone edited, Traefik's binary removed, the default
      nginx site back) is put back by the next run, and only that: Traefik restarted because its
@@ -152,14 +158,25 @@ def main():
             for ctid in ("101", "102"):
                 g = doc["lxc_configs"][ctid]
                 g["features"] = [f for f in g["features"] if f != "step_cli"]
+            # A Docker host of this test's own, shaped like the CA's entry.
+            d = json.loads(json.dumps(doc["lxc_configs"]["103"]))
+            for k in ("traefik_service", "mount_points", "health_checks", "firewall",
+                      "mac_address", "dependencies"):
+                d.pop(k, None)
+            d.update(name="docker-lab", features=["base_setup", "trusted_ca", "docker",
+                                                  "docker_proxy"])
+            d["network_config"]["ip"] = "10.0.0.120/24"
+            doc["lxc_configs"]["120"] = d
         edit("phoenix_lxc_configs.json", lxcs)
+
         with open(os.path.join(etc, "phoenix_lxc_configs.json")) as f:
             lxc_configs = json.load(f)["lxc_configs"]
 
         # The guests, on the switch, and pct standing in for Proxmox's.
         switch = Switch("10.0.0.250/24")
-        for n, ctid in enumerate(("101", "102", "103")):
-            guests[ctid] = lxc_guest.start(rootfs, f"feat{ctid}", base_dir=tmp)
+        for n, ctid in enumerate(("101", "102", "103", "120")):
+            guests[ctid] = lxc_guest.start(rootfs, f"feat{ctid}", base_dir=tmp,
+                                           docker=ctid == "120")
             switch.attach(guests[ctid], lxc_configs[ctid]["network_config"]["ip"], n)
         bin_dir = os.path.join(tmp, "bin")
         os.makedirs(bin_dir)
@@ -214,9 +231,28 @@ os.execvp(prefix[0], prefix + sys.argv[4:])
         edit("phoenix_hypervisor_config.json",
              lambda d: d["step_ca"].update(fingerprint=fingerprint))
 
+        # The Docker host's certificate, from the guest CA, as sync certs would issue it.
+        with open(os.path.join(etc, "phoenix_hypervisor_config.json")) as f:
+            provisioner = json.load(f)["step_ca"]["provisioner_name"]
+        certs = os.path.join(tmp, "docker-certs")
+        os.makedirs(certs)
+        run(switch.enter(step, "ca", "certificate", "docker-lab.internal.thinkheads.ai",
+                         f"{certs}/docker-lab.crt", f"{certs}/docker-lab.key",
+                         "--san", "docker-lab.internal.thinkheads.ai", "--san", "10.0.0.120",
+                         "--ca-url", "https://10.0.0.10:9000", "--root", root_path,
+                         "--provisioner", provisioner,
+                         "--provisioner-password-file", password, "--force"),
+            env=dict(env, STEPPATH=os.path.join(tmp, "step")))
+        for name in ("docker-lab.crt", "docker-lab.key"):
+            with open(os.path.join(certs, name)) as f:
+                r = guests["120"].run(["sh", "-c", 'mkdir -p /etc/docker/ssl && cat > "$1" && '
+                                       'chmod 0600 "$1"', "sh", "/etc/docker/ssl/" + name],
+                                      input=f.read())
+            assert r.returncode == 0, r.stderr
+
         # 2. Everything, with health checks.
         print("2. every guest, with its health checks", flush=True)
-        doc = sync("101", "102", "103")
+        doc = sync("101", "102", "103", "120")
         check(doc["ok"], "every guest converged and passed its health checks")
         for ctid in ("101", "102"):
             check(any(c.startswith("base_setup: install ") for c in changes(doc, ctid)) and
@@ -235,13 +271,23 @@ os.execvp(prefix[0], prefix + sys.argv[4:])
               "nginx runs in 101; Traefik answers its ping in 102")
         check(any(c.startswith("application script: run ") for c in changes(doc, "101")),
               "101's application script ran")
+        check(any("the engine answers over TCP with mutual TLS" in a["detail"] for a in health),
+              "LXC 120: Docker's engine answers on tcp://10.0.0.120:2376 with mutual TLS")
+        ping = run(switch.enter("curl", "-sS", "--cacert", root_path, "--cert",
+                                f"{certs}/docker-lab.crt", "--key", f"{certs}/docker-lab.key",
+                                "https://10.0.0.120:2376/version"), check=False)
+        check(ping.returncode == 0 and '"ApiVersion"' in ping.stdout,
+              "from Phoenix's side too, with the client certificate: " + ping.stdout[:80])
+        anon = run(switch.enter("curl", "-sS", "--cacert", root_path,
+                                "https://10.0.0.120:2376/version"), check=False)
+        check(anon.returncode != 0, "and without a client certificate the engine refuses")
         log = inside("101", "cat", "/var/log/phoenix/application_script.log").stdout
         check(log.startswith("$ /usr/local/lib/phoenix/") and log.endswith("exit 0\n"),
               "its output is kept in /var/log/phoenix/application_script.log")
 
         # 3. Converged: nothing to do.
         print("3. a second run", flush=True)
-        doc = sync("101", "102", "103")
+        doc = sync("101", "102", "103", "120")
         check(not doc["changed"] and all(changes(doc, c) == [] for c in guests),
               "a second run changes nothing")
 
@@ -252,7 +298,7 @@ os.execvp(prefix[0], prefix + sys.argv[4:])
         inside("101", "ln", "-s", "/etc/nginx/sites-available/default",
                "/etc/nginx/sites-enabled/default")
         inside("102", "rm", "/usr/local/bin/traefik")
-        doc = sync("101", "102", "103")
+        doc = sync("101", "102", "103", "120")
         got = {c: changes(doc, c) for c in guests}
         check(any(c.startswith("base_setup: write /etc/timezone") for c in got["101"]) and
               "nginx_gateway: remove /etc/nginx/sites-enabled/default" in got["101"] and
@@ -261,7 +307,7 @@ os.execvp(prefix[0], prefix + sys.argv[4:])
               + "; ".join(got["101"]))
         check([c.split(" (")[0] for c in got["102"]] ==
               ["traefik: write /usr/local/bin/traefik",
-               "traefik: restart traefik"] and got["103"] == [],
+               "traefik: restart traefik"] and got["103"] == [] and got["120"] == [],
               "102: the binary put back and Traefik restarted for it; 103 untouched: "
               + "; ".join(got["102"]))
         check(inside("101", "systemctl", "is-active", "nginx").stdout.strip() == "active",
