@@ -2,13 +2,19 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "config/loader.h"
 #include "fakes/fake_system.h"
+#include "render/render.h"
+#include "validate/validate.h"
 
 namespace phoenix::setup {
 namespace {
 
 using features::AbsentStep;
 using features::CommandStep;
+using features::expand;
 using features::FileContent;
 using features::FileStep;
 using features::LinkStep;
@@ -269,6 +275,66 @@ TEST(Health, PolledUntilItPassesOrItsDeadline) {
   EXPECT_EQ(bad.error->message(),
             "health check \"nginx -t\" did not pass within 50 ms: `nginx -t` exited with 1");
   EXPECT_GE(sys.runs_count("nginx"), 2);
+}
+
+// What the GPU guest of the example (801: nvidia, vllm) would get. Neither the NVIDIA driver
+// nor vLLM on a GPU can run here: this is the exact list of commands and files, on a fake
+// Debian system.
+TEST(GpuGuest, ExactCommandsAndFilesOfNvidiaAndVllm) {
+  config::DiskTree tree;
+  auto loaded =
+      config::load_estate({std::string(PHOENIX_SOURCE_DIR) + "/examples/estate/etc", {}, {}}, tree);
+  validate::validate_estate(*loaded.estate, loaded.diags);
+  ASSERT_FALSE(loaded.diags.has_errors());
+  model::Estate& e = *loaded.estate;
+  compile::Desired d = compile::compile_estate(e, {.resources = false});
+  const model::Guest& gpu = *e.guest(801);
+  base::Diagnostics diags;
+  features::RecipeBook book = features::builtin_recipes(e.sources, diags);
+  features::Variables vars = features::guest_variables(e, d, gpu);
+  std::string runfile = testing::TempDir() + "/NVIDIA-Linux-x86_64-580.76.05.run";
+  { std::ofstream(runfile) << "#!/bin/sh\n# the driver's installer\n"; }
+  vars["nvidia.runfile"] = runfile;
+  std::vector<Plan> plans;
+  for (const char* f : {"nvidia", "vllm"}) plans.push_back(expand(*book.find(f), vars, diags));
+  ASSERT_EQ(diags.all().size(), 0u);
+  Artifacts artifacts;
+  ASSERT_EQ(d.vllm.size(), 1u);
+  artifacts.files["/etc/systemd/system/vllm.service"] = render::render_vllm_unit(d.vllm[0]);
+
+  fakes::FakeSystem sys;
+  sys.available = {"python3-venv", "python3-pip"};
+  sys.fails = {"sh", "/opt/vllm/bin/python"};  // no driver yet, no vLLM yet
+  Report r = apply_features(sys, plans, artifacts, {});
+  ASSERT_TRUE(r.ok()) << r.error->message();
+  EXPECT_EQ(sys.changes(),
+            (Strings{"<write> /usr/local/lib/phoenix/NVIDIA-Linux-x86_64-580.76.05.run",
+                     "/usr/local/lib/phoenix/NVIDIA-Linux-x86_64-580.76.05.run --silent "
+                     "--no-kernel-module --no-questions --ui=none --no-nouveau-check --no-x-check",
+                     "env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+                     "--no-install-recommends python3-venv python3-pip",
+                     "python3 -m venv /opt/vllm",
+                     "/opt/vllm/bin/python -c import importlib.metadata as m, sys; "
+                     "sys.exit(m.version('vllm') != sys.argv[1]) 0.11.0",
+                     "/opt/vllm/bin/pip install --no-input vllm==0.11.0",
+                     "<write> /etc/systemd/system/vllm.service", "systemctl daemon-reload",
+                     "systemctl enable vllm", "systemctl start vllm"}));
+  EXPECT_EQ(sys.files["/usr/local/lib/phoenix/NVIDIA-Linux-x86_64-580.76.05.run"].spec.mode, 0755u);
+  const std::string& unit = sys.files["/etc/systemd/system/vllm.service"].content;
+  EXPECT_NE(unit.find("ExecStart=/opt/vllm/bin/vllm serve ibm-granite/granite-embedding-english-r2 "
+                      "--host 0.0.0.0 --port 8000"),
+            std::string::npos)
+      << unit;
+  EXPECT_NE(unit.find(" --trust-remote-code "), std::string::npos) << "true flags are bare";
+  EXPECT_NE(unit.find("--ssl-certfile /etc/vllm/ssl/granite-embedding.crt"), std::string::npos)
+      << "vLLM serves with its own certificate";
+  // Its health: the OpenAI-compatible API over HTTPS, on the guest's address.
+  std::vector<std::string> urls;
+  for (const Plan& p : plans) {
+    for (const auto& h : p.health) urls.push_back(h.url.empty() ? base::join(h.argv, " ") : h.url);
+  }
+  EXPECT_EQ(urls, (Strings{"nvidia-smi -L", "https://10.0.0.141:8000/health",
+                           "https://10.0.0.141:8000/v1/models"}));
 }
 
 }  // namespace
