@@ -15,9 +15,9 @@ caches: step-ca and step (scripts/build-step-ca.sh, PHOENIX_STEP_CA), traefik
   1. `sync guests 103 --no-health`: step-ca installed, initialised with the provisioner password
      of step_ca.provisioner_password_file, running under systemd. Its fingerprint is read from
      the root it made, as an operator would, and set in step_ca.
-  2. `sync guests 101 102 103`: base_setup, trusted_ca (the root fetched from the guest's own
-     step-ca over TLS pinned by that fingerprint, into the trust store), nginx_gateway, traefik,
-     101's application script; every health check passes: the recipes' (nginx -t, Traefik's
+  2. `sync guests 101 102 103 120`: base_setup, trusted_ca (the root fetched from the guest's
+     own step-ca over TLS pinned by that fingerprint, into the trust store), step_cli
+     (bootstrapped against that CA), nginx_gateway, traefik, 101's application script; every health check passes: the recipes' (nginx -t, Traefik's
      ping, step-ca's /health with its root) and 103's own HTTPS check from Phoenix to
      https://10.0.0.10:9000/health with the internal root as the only trust anchor.
      A fourth guest, LXC 120, runs Docker (docker, docker_proxy) in a container that allows it:
@@ -129,9 +129,8 @@ def main():
                     "the step CLI (scripts/build-step-ca.sh)")
         traefik = need(os.environ.get("PHOENIX_TRAEFIK"), "Traefik (scripts/build-traefik.sh)")
 
-        # The estate: the example, with the binaries and the password file of this test, and
-        # the features these guests can run here (step_cli needs the CA's fingerprint in the
-        # estate before the CA exists: it is left to the unit tests).
+        # The estate: the example, with the binaries and the password file of this test, and a
+        # Docker host.
         estate = os.path.join(tmp, "estate")
         shutil.copytree(source, estate)
         etc = os.path.join(estate, "etc")
@@ -155,16 +154,13 @@ def main():
         edit("phoenix_hypervisor_config.json", platform)
 
         def lxcs(doc):
-            for ctid in ("101", "102"):
-                g = doc["lxc_configs"][ctid]
-                g["features"] = [f for f in g["features"] if f != "step_cli"]
             # A Docker host of this test's own, shaped like the CA's entry.
             d = json.loads(json.dumps(doc["lxc_configs"]["103"]))
             for k in ("traefik_service", "mount_points", "health_checks", "firewall",
                       "mac_address", "dependencies"):
                 d.pop(k, None)
             d.update(name="docker-lab", features=["base_setup", "trusted_ca", "docker",
-                                                  "docker_proxy"])
+                                                  "docker_proxy", "portainer_agent"])
             d["network_config"]["ip"] = "10.0.0.120/24"
             doc["lxc_configs"]["120"] = d
         edit("phoenix_lxc_configs.json", lxcs)
@@ -266,6 +262,8 @@ os.execvp(prefix[0], prefix + sys.argv[4:])
         check(all(a["what"] == "ok" for a in health) and
               any("step-ca answers" in a["detail"] for a in health),
               "health checks: " + "; ".join(a["detail"] for a in health))
+        check(sum("step knows the CA" in a["detail"] for a in health) == 2,
+              "step_cli: step bootstrapped against the guest CA in 101 and 102 (`step ca health`)")
         check(inside("101", "systemctl", "is-active", "nginx").stdout.strip() == "active" and
               inside("102", "curl", "-fsS", "http://localhost:8080/ping").stdout == "OK",
               "nginx runs in 101; Traefik answers its ping in 102")
