@@ -12,6 +12,8 @@ find_package(CURL REQUIRED)
 # pve-sim (tools/pve-sim): its HTTPS front, and its task threads.
 pkg_check_modules(CPPHTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(Threads REQUIRED)
+# The journal of converge runs (src/apply/journal.cc).
+find_package(SQLite3 REQUIRED)
 # mimalloc replaces glibc's malloc in the phoenix binary: loading an estate builds many small
 # nodes and strings, and the allocator was a third of a 1,000-guest `plan` (see bench/).
 # Sanitizer builds keep their own allocator.
