@@ -781,7 +781,9 @@ def test_routing(phoenix, source, specs, tmp):
         doc = phoenix_json(phoenix, estate, "sync", "gateways")
         check(steps(doc, "traefik") == ["unchanged", "write", "run"] and restarts() == 2,
               "a static change writes traefik.yml and restarts Traefik exactly once")
-        check(answer(f"pki.{domain}")[0] == "200", "after the restart, the route answers again")
+        # Traefik answers its ping before its file provider has loaded the routes: poll.
+        poll(lambda: answer(f"pki.{domain}")[0] == "200", 20,
+             "the route to answer again after the restart")
     finally:
         run([PY, LAB, "traefik-stop", state], check=False)
         stop_all(procs, ns)
