@@ -111,9 +111,9 @@ base::Result<std::unique_ptr<Journal>> Journal::open(const std::string& path) {
   auto db = std::make_unique<Db>();
   db->path = path;
   mode_t old = ::umask(077);
-  int rc = sqlite3_open_v2(path.c_str(), &db->handle,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db->handle,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   ::umask(old);
   if (rc != SQLITE_OK) {
     return base::fail(ErrorKind::kPermission,

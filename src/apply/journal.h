@@ -17,11 +17,11 @@ namespace phoenix::apply {
 
 struct RunRecord {
   std::int64_t id = 0;
-  std::string command;  // "sync all"
-  std::string estate;   // the configuration directory
+  std::string command;                        // "sync all"
+  std::string estate;                         // the configuration directory
   std::int64_t started_at = 0, ended_at = 0;  // Unix seconds; ended 0 while running
-  std::string result;   // running | ok | failed | interrupted
-  std::string summary;  // "12 done, 1 failed, 40 unchanged"
+  std::string result;                         // running | ok | failed | interrupted
+  std::string summary;                        // "12 done, 1 failed, 40 unchanged"
   std::int64_t pid = 0;
   std::string host;
 };

@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <utility>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "apply/journal.h"
 
@@ -88,10 +88,8 @@ base::Result<EstateLock> acquire_lock(const std::string& path, const std::string
   }
   EstateLock lock(fd, path);
   lock.taken_over_ = read_holder(fd);
-  nlohmann::json me = {{"pid", ::getpid()},
-                       {"host", hostname()},
-                       {"since", now_seconds()},
-                       {"command", command}};
+  nlohmann::json me = {
+      {"pid", ::getpid()}, {"host", hostname()}, {"since", now_seconds()}, {"command", command}};
   std::string text = me.dump() + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) < 0) {
     return base::fail(base::ErrorKind::kPermission,

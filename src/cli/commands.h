@@ -54,6 +54,20 @@ struct StatusOptions {
 // guest is as desired, 2 when not, 4 when Proxmox cannot be reached.
 int run_status(const GlobalOptions& g, const StatusOptions& o);
 
+struct SyncAllOptions {
+  bool no_health = false;
+  int timeout_s = 300;  // per stack deployment
+};
+// The whole platform, stage by stage, holding the estate's lock, journaled (exit 3: locked).
+int run_sync_all(const GlobalOptions& g, const SyncAllOptions& o);
+
+struct HistoryOptions {
+  int limit = 20;
+  std::optional<std::int64_t> run;  // show this run's actions too
+};
+// The journal's runs, newest first.
+int run_history(const GlobalOptions& g, const HistoryOptions& o);
+
 struct SyncGuestsOptions {
   std::vector<std::string> ids;  // empty: every guest that is not a template
   SetupSettings setup;

@@ -24,6 +24,8 @@ struct GlobalOptions {
   std::string config_dir;
   std::optional<std::string> stacks_dir;
   std::optional<std::string> bin_dir;
+  std::optional<std::string> state_dir;  // journal and lock (default $PHOENIX_STATE_DIR, else
+                                         // /var/lib/phoenix)
   OutputFormat output = OutputFormat::kText;
   int jobs = 4;
   bool dry_run = false;

@@ -34,6 +34,8 @@ int run(int argc, char** argv) {
                  "/usr/local/phoenix_hypervisor/etc)");
   app.add_option("--stacks-dir", g.stacks_dir, "stacks directory (default: ../stacks beside -C)");
   app.add_option("--bin-dir", g.bin_dir, "scripts directory (default: ../bin beside -C)");
+  app.add_option("--state-dir", g.state_dir,
+                 "journal and lock (default: $PHOENIX_STATE_DIR, else /var/lib/phoenix)");
   app.add_option("--output", output, "output format")->check(CLI::IsMember({"text", "json"}));
   app.add_option("-j,--jobs", g.jobs, "parallel actions")->check(CLI::Range(1, 256));
   app.add_flag("--dry-run", g.dry_run, "show what would change, change nothing");
@@ -111,6 +113,23 @@ int run(int argc, char** argv) {
       "guests, test and reload (rolled back on failure)");
   auto* sync_certs = sync->add_subcommand(
       "certs", "issue, renew or keep every certificate, deliver it, and trust the internal root");
+  phoenix::cli::SyncAllOptions sync_all_opts;
+  auto* sync_all = sync->add_subcommand(
+      "all",
+      "converge the whole platform, stage by stage (guests, infrastructure, swarm, core, "
+      "gateways, stacks), journaled, one run at a time per estate");
+  sync_all->add_flag("--no-health", sync_all_opts.no_health,
+                     "do not wait for the guests' health checks");
+  sync_all
+      ->add_option("--timeout", sync_all_opts.timeout_s,
+                   "seconds to wait for each stack's tasks (default 300)")
+      ->check(CLI::Range(1, 86400));
+  phoenix::cli::HistoryOptions history_opts;
+  auto* history = app.add_subcommand("history", "the converge runs of the journal, newest first");
+  history->add_option("--limit", history_opts.limit, "how many runs (default 20)")
+      ->check(CLI::Range(1, 100000));
+  history->add_option("--run", history_opts.run, "also list this run's actions");
+
   phoenix::cli::SyncGuestsOptions sync_guests_opts;
   auto* sync_guests = sync->add_subcommand(
       "guests",
@@ -190,6 +209,8 @@ int run(int argc, char** argv) {
   if (*sync_firewall) return phoenix::cli::run_sync_firewall(g);
   if (*sync_certs) return phoenix::cli::run_sync_certs(g);
   if (*sync_guests) return phoenix::cli::run_sync_guests(g, sync_guests_opts);
+  if (*sync_all) return phoenix::cli::run_sync_all(g, sync_all_opts);
+  if (*history) return phoenix::cli::run_history(g, history_opts);
   if (*sync_dns) return phoenix::cli::run_sync_dns(g);
   if (*sync_gateways) return phoenix::cli::run_sync_gateways(g);
   if (*sync_core) return phoenix::cli::run_sync_core(g, sync_stack_opts);
