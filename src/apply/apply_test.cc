@@ -8,24 +8,14 @@
 
 #include "apply/journal.h"
 #include "apply/lock.h"
+#include "fakes/temp_dir.h"
 
 namespace phoenix::apply {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "phoenix-apply-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using fakes::TempDir;
 
 TEST(Journal, RecordsRunsAndActionsAndMarksTheInterrupted) {
   TempDir dir;

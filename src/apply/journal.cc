@@ -37,12 +37,6 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS actions_by_run ON actions(run);
 )sql";
 
-std::string hostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 // One prepared statement, finalized on scope exit.
 class Statement {
  public:
@@ -98,6 +92,12 @@ struct Journal::Db {
   }
 };
 
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -146,7 +146,11 @@ base::Result<std::int64_t> Journal::begin_run(const std::string& command,
   Statement s(db_->handle,
               "INSERT INTO runs (command, estate, started_at, result, pid, host) "
               "VALUES (?1, ?2, ?3, 'running', ?4, ?5)");
-  s.bind(1, command).bind(2, estate).bind(3, now_seconds()).bind(4, ::getpid()).bind(5, hostname());
+  s.bind(1, command)
+      .bind(2, estate)
+      .bind(3, now_seconds())
+      .bind(4, ::getpid())
+      .bind(5, host_name());
   PHX_TRY(db_->change(s, "recording a run"));
   return sqlite3_last_insert_rowid(db_->handle);
 }

@@ -68,7 +68,9 @@ class Journal {
   std::unique_ptr<Db> db_;
 };
 
-// Unix seconds now; replaceable in tests.
+// Unix seconds now.
 std::int64_t now_seconds();
+// This machine's name, as journal and lock record it.
+std::string host_name();
 
 }  // namespace phoenix::apply

@@ -31,12 +31,6 @@ std::optional<LockHolder> read_holder(int fd) {
   return h;
 }
 
-std::string hostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 }  // namespace
 
 std::string format_time(std::int64_t t) {
@@ -89,7 +83,7 @@ base::Result<EstateLock> acquire_lock(const std::string& path, const std::string
   EstateLock lock(fd, path);
   lock.taken_over_ = read_holder(fd);
   nlohmann::json me = {
-      {"pid", ::getpid()}, {"host", hostname()}, {"since", now_seconds()}, {"command", command}};
+      {"pid", ::getpid()}, {"host", host_name()}, {"since", now_seconds()}, {"command", command}};
   std::string text = me.dump() + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) < 0) {
     return base::fail(base::ErrorKind::kPermission,

@@ -100,7 +100,8 @@ bool changed_in(const json& doc) {
 // The first error an action's report names.
 std::string error_in(const json& doc) {
   if (doc.is_object()) {
-    if (auto it = doc.find("error"); it != doc.end() && it->is_string()) return it->get<std::string>();
+    if (auto it = doc.find("error"); it != doc.end() && it->is_string())
+      return it->get<std::string>();
     if (auto it = doc.find("diagnostics"); it != doc.end() && it->is_array() && !it->empty()) {
       return (*it)[0].value("message", "invalid estate");
     }
@@ -136,8 +137,8 @@ int run_sync_all(const GlobalOptions& g, const SyncAllOptions& o) {
   const bool json_lines = g.output == OutputFormat::kJson;
   auto event = [&](json ev) {
     if (!json_lines) return;
-    ev["elapsed_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started)
-                           .count();
+    ev["elapsed_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
     std::cout << ev.dump() << std::endl;
   };
 
@@ -211,13 +212,13 @@ int run_sync_all(const GlobalOptions& g, const SyncAllOptions& o) {
     for (const model::Guest& guest : e.guests) {
       if (!guest.is_vm() || guest.swarm_role.value != "worker" || guest.is_template.value) continue;
       int vmid = static_cast<int>(guest.id);
-      actions.push_back({"swarm/join/" + std::to_string(vmid), "swarm",
-                         [vmid](const GlobalOptions& gg) {
-                           SwarmOptions s;
-                           s.action = "join";
-                           s.vmid = vmid;
-                           return run_swarm(gg, s);
-                         }});
+      actions.push_back(
+          {"swarm/join/" + std::to_string(vmid), "swarm", [vmid](const GlobalOptions& gg) {
+             SwarmOptions s;
+             s.action = "join";
+             s.vmid = vmid;
+             return run_swarm(gg, s);
+           }});
     }
     if (e.platform.portainer_server_image.present) {
       actions.push_back({"core/portainer", "core", [&o](const GlobalOptions& gg) {
@@ -342,16 +343,25 @@ int run_history(const GlobalOptions& g, const HistoryOptions& o) {
   }
   json list = json::array();
   for (const apply::RunRecord& r : *runs) {
-    json entry = {{"run", r.id},        {"command", r.command},     {"estate", r.estate},
-                  {"started_at", r.started_at}, {"ended_at", r.ended_at}, {"result", r.result},
-                  {"summary", r.summary}, {"pid", r.pid},          {"host", r.host}};
+    json entry = {{"run", r.id},
+                  {"command", r.command},
+                  {"estate", r.estate},
+                  {"started_at", r.started_at},
+                  {"ended_at", r.ended_at},
+                  {"result", r.result},
+                  {"summary", r.summary},
+                  {"pid", r.pid},
+                  {"host", r.host}};
     if (o.run && *o.run == r.id) {
       json acts = json::array();
       if (auto as = (*journal)->actions(r.id)) {
         for (const apply::ActionRecord& a : *as) {
-          acts.push_back({{"action", a.key},         {"stage", a.stage},
-                          {"started_at", a.started_at}, {"ended_at", a.ended_at},
-                          {"result", a.result},      {"detail", a.detail},
+          acts.push_back({{"action", a.key},
+                          {"stage", a.stage},
+                          {"started_at", a.started_at},
+                          {"ended_at", a.ended_at},
+                          {"result", a.result},
+                          {"detail", a.detail},
                           {"error", a.error}});
         }
       }
@@ -375,7 +385,8 @@ int run_history(const GlobalOptions& g, const HistoryOptions& o) {
       for (const json& a : r["actions"]) {
         std::cout << "    " << a["action"].get<std::string>() << ": "
                   << a["result"].get<std::string>();
-        if (!a["error"].get<std::string>().empty()) std::cout << ": " << a["error"].get<std::string>();
+        if (!a["error"].get<std::string>().empty())
+          std::cout << ": " << a["error"].get<std::string>();
         std::cout << '\n';
       }
     }

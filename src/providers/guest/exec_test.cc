@@ -8,6 +8,7 @@
 
 #include "base/fs.h"
 #include "base/process.h"
+#include "fakes/temp_dir.h"
 #include "providers/guest/channel.h"
 
 namespace phoenix::guest {
@@ -15,18 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "phoenix-exec-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using fakes::TempDir;
 
 // A stand-in program first in PATH for the test's lifetime.
 class StandIn {

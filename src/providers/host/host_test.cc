@@ -9,24 +9,14 @@
 
 #include "base/fs.h"
 #include "base/process.h"
+#include "fakes/temp_dir.h"
 
 namespace phoenix::host {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "phoenix-host-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using fakes::TempDir;
 
 TEST(Process, RunsAnArgumentVectorWithoutAShell) {
   auto r = base::run_process({"printf", "%s|", "a b", "$HOME", "'q'"});
