@@ -27,7 +27,8 @@ TEST(Journal, RecordsRunsAndActionsAndMarksTheInterrupted) {
     ASSERT_TRUE(run.has_value());
     auto a = (*j)->begin_action(*run, "guest/101", "guests");
     ASSERT_TRUE(a.has_value());
-    ASSERT_TRUE((*j)->end_action(*a, "changed", "created", "").has_value());
+    ASSERT_TRUE((*j)->end_action(*a, "changed", "created", "", R"({"output":"script said hi"})")
+                    .has_value());
     auto b = (*j)->begin_action(*run, "stack/web", "stacks");
     ASSERT_TRUE(b.has_value());
     // The process "dies" here: the run and its second action stay running.
@@ -56,6 +57,7 @@ TEST(Journal, RecordsRunsAndActionsAndMarksTheInterrupted) {
   EXPECT_EQ((*actions)[0].key, "guest/101");
   EXPECT_EQ((*actions)[0].result, "changed");
   EXPECT_EQ((*actions)[0].detail, "created");
+  EXPECT_EQ((*actions)[0].report, R"({"output":"script said hi"})");
   EXPECT_EQ((*actions)[1].result, "interrupted");
   EXPECT_GT((*actions)[1].ended_at, 0);
 }

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS actions (
   ended_at INTEGER NOT NULL DEFAULT 0,
   result TEXT NOT NULL,
   detail TEXT NOT NULL DEFAULT '',
-  error TEXT NOT NULL DEFAULT ''
+  error TEXT NOT NULL DEFAULT '',
+  report TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS actions_by_run ON actions(run);
 )sql";
@@ -173,10 +174,17 @@ base::Result<std::int64_t> Journal::begin_action(std::int64_t run, const std::st
 }
 
 base::Result<void> Journal::end_action(std::int64_t action, const std::string& result,
-                                       const std::string& detail, const std::string& error) {
+                                       const std::string& detail, const std::string& error,
+                                       const std::string& report) {
   Statement s(db_->handle,
-              "UPDATE actions SET ended_at=?1, result=?2, detail=?3, error=?4 WHERE id=?5");
-  s.bind(1, now_seconds()).bind(2, result).bind(3, detail).bind(4, error).bind(5, action);
+              "UPDATE actions SET ended_at=?1, result=?2, detail=?3, error=?4, report=?5 "
+              "WHERE id=?6");
+  s.bind(1, now_seconds())
+      .bind(2, result)
+      .bind(3, detail)
+      .bind(4, error)
+      .bind(5, report)
+      .bind(6, action);
   return db_->change(s, "ending an action");
 }
 
@@ -198,7 +206,7 @@ base::Result<std::vector<RunRecord>> Journal::runs(int limit) {
 
 base::Result<std::vector<ActionRecord>> Journal::actions(std::int64_t run) {
   Statement s(db_->handle,
-              "SELECT id, run, key, stage, started_at, ended_at, result, detail, error "
+              "SELECT id, run, key, stage, started_at, ended_at, result, detail, error, report "
               "FROM actions WHERE run=?1 ORDER BY id");
   s.bind(1, run);
   if (!s.ok()) return std::unexpected(db_->error("reading actions"));
@@ -206,7 +214,7 @@ base::Result<std::vector<ActionRecord>> Journal::actions(std::int64_t run) {
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {
     out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.integer(4), s.integer(5),
-                   s.text(6), s.text(7), s.text(8)});
+                   s.text(6), s.text(7), s.text(8), s.text(9)});
   }
   if (rc != SQLITE_DONE) return std::unexpected(db_->error("reading actions"));
   return out;

@@ -35,6 +35,8 @@ struct ActionRecord {
   std::string result;  // running | changed | unchanged | failed | skipped | interrupted
   std::string detail;  // what it did, or why it was skipped
   std::string error;
+  std::string report;  // the action's own report (JSON): its steps, an application script's
+                       // output, ...
 };
 
 class Journal {
@@ -56,7 +58,8 @@ class Journal {
   base::Result<std::int64_t> begin_action(std::int64_t run, const std::string& key,
                                           const std::string& stage);
   base::Result<void> end_action(std::int64_t action, const std::string& result,
-                                const std::string& detail, const std::string& error);
+                                const std::string& detail, const std::string& error,
+                                const std::string& report = {});
 
   // The latest runs, newest first.
   base::Result<std::vector<RunRecord>> runs(int limit);

@@ -290,7 +290,9 @@ int run_sync_all(const GlobalOptions& g, const SyncAllOptions& o) {
         failed_stages.insert(a.stage);
       }
     }
-    if (action_id) (void)j.end_action(*action_id, result, detail, error);
+    if (action_id) {
+      (void)j.end_action(*action_id, result, detail, error, report.is_null() ? "" : report.dump());
+    }
     event({{"event", "action_done"},
            {"action", a.key},
            {"stage", a.stage},
@@ -356,13 +358,15 @@ int run_history(const GlobalOptions& g, const HistoryOptions& o) {
       json acts = json::array();
       if (auto as = (*journal)->actions(r.id)) {
         for (const apply::ActionRecord& a : *as) {
+          json report = json::parse(a.report, nullptr, false);
           acts.push_back({{"action", a.key},
                           {"stage", a.stage},
                           {"started_at", a.started_at},
                           {"ended_at", a.ended_at},
                           {"result", a.result},
                           {"detail", a.detail},
-                          {"error", a.error}});
+                          {"error", a.error},
+                          {"report", report.is_discarded() ? json(nullptr) : report}});
         }
       }
       entry["actions"] = acts;

@@ -74,8 +74,9 @@ def main():
         r = phx("--output", "json", "history", "--run", "1")
         acts = json.loads(r.stdout)["runs"][1]["actions"]
         check(acts[0]["action"] == "guests/create" and acts[0]["result"] == "failed" and
-              "token_secret_file" in acts[0]["error"] and len(acts) == len(done),
-              f"history --run 1 lists its {len(acts)} actions from the journal")
+              "token_secret_file" in acts[0]["error"] and len(acts) == len(done) and
+              "token_secret_file" in acts[0]["report"]["error"],
+              f"history --run 1 lists its {len(acts)} actions from the journal, with their reports")
 
         # The lock: held by another process (as a running sync all holds it).
         key = hashlib.sha256(os.path.realpath(etc).encode()).hexdigest()[:12]
