@@ -431,7 +431,8 @@ class Guest:
 
     def _wait_booted(self):
         """Waits until `systemctl is-system-running --wait` says running or degraded. Until
-        systemd's bus is up, systemctl fails at once: polled, with a deadline."""
+        systemd's bus is up, systemctl fails at once (or says "offline"): polled, with a
+        deadline."""
         deadline = time.monotonic() + self._boot_deadline_s
         last = ""
         while True:
@@ -454,7 +455,9 @@ class Guest:
                     self.boot_state += ": " + " ".join(
                         line.split()[0] for line in failed.stdout.splitlines() if line.strip())
                 return
-            if state in ("maintenance", "stopping", "offline"):
+            # "offline" also comes before systemd, PID 1, has made /run/systemd/system: early
+            # in the boot it means "not yet", and the deadline decides.
+            if state in ("maintenance", "stopping"):
                 raise GuestError(f"{self.name}: systemd is {state}\nconsole:\n"
                                  f"{_tail(self.state['console_log'])}")
             if self.lxc_state() != "RUNNING":
