@@ -4,8 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
+#include "apply/executor.h"
 #include "apply/journal.h"
 #include "apply/lock.h"
 #include "fakes/temp_dir.h"
@@ -115,6 +119,133 @@ TEST(EstateLock, ReleasedOnDestruction) {
   auto again = acquire_lock(dir.file("lock"), "sync all");
   ASSERT_TRUE(again.has_value());
   EXPECT_FALSE(again->taken_over().has_value()) << "a released lock names no holder";
+}
+
+
+// ---- the executor ----------------------------------------------------------------------------
+
+namespace {
+
+struct Probe {
+  std::mutex mu;
+  int running = 0, peak = 0;
+  std::map<std::string, int> kind_running, kind_peak;
+  std::vector<std::string> order;  // starts
+};
+
+Task task(Probe& p, std::string key, std::string kind, std::vector<std::string> needs,
+          TaskResult::Status status = TaskResult::Status::kChanged) {
+  Task t;
+  t.key = key;
+  t.stage = "s";
+  t.kind = kind;
+  t.needs = std::move(needs);
+  t.run = [&p, key, kind, status] {
+    {
+      std::lock_guard g(p.mu);
+      p.order.push_back(key);
+      p.peak = std::max(p.peak, ++p.running);
+      p.kind_peak[kind] = std::max(p.kind_peak[kind], ++p.kind_running[kind]);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    std::lock_guard g(p.mu);
+    --p.running;
+    --p.kind_running[kind];
+    TaskResult r;
+    r.status = status;
+    if (status == TaskResult::Status::kFailed) r.error = key + " broke";
+    return r;
+  };
+  return t;
+}
+
+}  // namespace
+
+TEST(Executor, ParallelAlongTheDagWithinItsLimits) {
+  Probe p;
+  std::vector<Task> tasks = {task(p, "guests", "guest", {})};
+  for (int i = 0; i < 6; ++i) {
+    tasks.push_back(task(p, "stack/" + std::to_string(i), "stack", {"guests"}));
+    tasks.push_back(task(p, "clone/" + std::to_string(i), "clone", {"guests"}));
+  }
+  ExecutorOptions o;
+  o.jobs = 4;
+  o.per_kind = {{"clone", 1}};
+  auto results = execute(tasks, o);
+  ASSERT_EQ(results.size(), 13u);
+  for (const auto& [k, r] : results) EXPECT_EQ(r.status, TaskResult::Status::kChanged) << k;
+  EXPECT_EQ(p.order.front(), "guests") << "nothing starts before what it needs";
+  EXPECT_LE(p.peak, 4) << "up to -j at a time";
+  EXPECT_GE(p.peak, 2) << "side by side";
+  EXPECT_EQ(p.kind_peak["clone"], 1) << "one clone at a time";
+  EXPECT_GE(p.kind_peak["stack"], 2) << "stacks side by side";
+}
+
+TEST(Executor, AFailureStopsOnlyWhatNeedsIt) {
+  Probe p;
+  std::vector<Task> tasks = {task(p, "swarm", "swarm", {}, TaskResult::Status::kFailed),
+                             task(p, "core", "core", {"swarm"}),
+                             task(p, "stack/a", "stack", {"core"}),
+                             task(p, "dns", "dns", {}, TaskResult::Status::kUnchanged),
+                             task(p, "gateways", "gw", {"dns"})};
+  std::vector<std::string> reported;
+  ExecutorOptions o;
+  o.on_done = [&](const Task& t, const TaskResult& r) {
+    reported.push_back(t.key + " " + std::string(to_string(r.status)));
+  };
+  auto r = execute(tasks, o);
+  EXPECT_EQ(r["swarm"].error, "swarm broke");
+  EXPECT_EQ(r["core"].status, TaskResult::Status::kSkipped);
+  EXPECT_EQ(r["core"].detail, "not run: it needs swarm, which did not succeed");
+  EXPECT_EQ(r["stack/a"].status, TaskResult::Status::kSkipped);
+  EXPECT_EQ(r["stack/a"].detail, "not run: it needs core, which did not succeed");
+  EXPECT_EQ(r["gateways"].status, TaskResult::Status::kChanged);
+  EXPECT_EQ(reported.size(), 5u);
+  EXPECT_EQ(std::count(p.order.begin(), p.order.end(), "core"), 0);
+}
+
+TEST(Executor, RetriesOnlyWhatARetryMayFix) {
+  int calls = 0, hard = 0;
+  Task flaky;
+  flaky.key = "flaky";
+  flaky.attempts = 5;
+  flaky.run = [&] {
+    TaskResult r;
+    if (++calls < 3) {
+      r.status = TaskResult::Status::kFailed;
+      r.retryable = true;
+      r.error = "connection refused";
+    }
+    return r;
+  };
+  Task broken;
+  broken.key = "broken";
+  broken.attempts = 5;
+  broken.run = [&] {
+    ++hard;
+    TaskResult r;
+    r.status = TaskResult::Status::kFailed;
+    r.error = "invalid input";
+    return r;
+  };
+  ExecutorOptions o;
+  o.first_backoff = std::chrono::milliseconds(1);
+  auto r = execute({flaky, broken}, o);
+  EXPECT_EQ(r["flaky"].status, TaskResult::Status::kUnchanged);
+  EXPECT_EQ(r["flaky"].attempts, 3);
+  EXPECT_EQ(r["broken"].attempts, 1);
+  EXPECT_EQ(hard, 1);
+}
+
+TEST(Executor, BadGraphsAreSkippedNotHung) {
+  Probe p;
+  auto r = execute({task(p, "a", "k", {"b"}), task(p, "b", "k", {"a"}),
+                    task(p, "c", "k", {"nothing"}), task(p, "d", "k", {})},
+                   {});
+  EXPECT_EQ(r["a"].detail, "not run: its needs form a cycle");
+  EXPECT_EQ(r["b"].status, TaskResult::Status::kSkipped);
+  EXPECT_EQ(r["c"].detail, "not run: it needs nothing (no such task), which did not succeed");
+  EXPECT_EQ(r["d"].status, TaskResult::Status::kChanged);
 }
 
 }  // namespace

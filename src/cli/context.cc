@@ -71,7 +71,16 @@ int report_invalid(const GlobalOptions& g, const LoadedEstate& loaded) {
   return kExitInvalid;
 }
 
-void print_json(const nlohmann::json& doc) { std::cout << doc.dump(2) << '\n'; }
+namespace {
+thread_local std::ostream* t_json_out = nullptr;
+}  // namespace
+
+JsonTo::JsonTo(std::ostream& out) : previous_(t_json_out) { t_json_out = &out; }
+JsonTo::~JsonTo() { t_json_out = previous_; }
+
+void print_json(const nlohmann::json& doc) {
+  (t_json_out ? *t_json_out : std::cout) << doc.dump(2) << '\n';
+}
 
 void print_error(const GlobalOptions& g, const std::string& message) {
   if (g.output == OutputFormat::kJson) {

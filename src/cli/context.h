@@ -3,6 +3,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 #include <string>
 
 #include "base/diagnostics.h"
@@ -49,8 +50,21 @@ nlohmann::json diagnostics_json(const LoadedEstate& loaded);
 // "ok": false on stdout. Returns kExitInvalid.
 int report_invalid(const GlobalOptions& g, const LoadedEstate& loaded);
 
-// Prints `doc` on stdout as indented JSON.
+// Prints `doc` on stdout as indented JSON (or where a JsonTo of this thread says).
 void print_json(const nlohmann::json& doc);
+
+// While it lives, print_json on this thread writes to `out` instead of stdout: sync all runs
+// commands side by side, each with --output json, and takes each one's report this way.
+class JsonTo {
+ public:
+  explicit JsonTo(std::ostream& out);
+  ~JsonTo();
+  JsonTo(const JsonTo&) = delete;
+  JsonTo& operator=(const JsonTo&) = delete;
+
+ private:
+  std::ostream* previous_;
+};
 
 // "phoenix: error: <message>" on stderr, or {"error": ...} on stdout under --output json.
 void print_error(const GlobalOptions& g, const std::string& message);
