@@ -121,7 +121,6 @@ TEST(EstateLock, ReleasedOnDestruction) {
   EXPECT_FALSE(again->taken_over().has_value()) << "a released lock names no holder";
 }
 
-
 // ---- the executor ----------------------------------------------------------------------------
 
 namespace {

@@ -76,8 +76,8 @@ std::map<std::string, TaskResult> execute(const std::vector<Task>& tasks,
 
   auto ready = [&](const Task& t) {  // under mu
     if (running.size() >= static_cast<std::size_t>(std::max(1, options.jobs))) return false;
-    if (auto lim = options.per_kind.find(t.kind); lim != options.per_kind.end() &&
-                                                   running_kind[t.kind] >= std::max(1, lim->second)) {
+    if (auto lim = options.per_kind.find(t.kind);
+        lim != options.per_kind.end() && running_kind[t.kind] >= std::max(1, lim->second)) {
       return false;
     }
     return std::all_of(t.needs.begin(), t.needs.end(), [&](const std::string& n) {

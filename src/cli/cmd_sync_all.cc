@@ -7,21 +7,28 @@
 //   core            sync core (Portainer)
 //   gateways        sync gateways (Traefik, Nginx)
 //   stacks          sync stack <each stack of a VM's docker_stacks>
-// A stage's actions run when the stages they need succeeded; a failure stops only what depends
-// on it. Each action runs in this process with its output taken as JSON, so that a run reports
-// (and journals) each action's result the same way: plain lines, or one JSON event per line
-// with --output json.
+// The actions form one DAG (apply/executor.h): each waits for what it needs (the guests before
+// everything, the swarm before core and stacks, the certificates before the gateways), runs
+// beside the others up to -j at a time (one swarm change at a time), is retried when its
+// provider could not be reached, and a failure skips only what needs it. Each action runs in
+// this process, on its own thread, as its command with --output json (its report taken through
+// JsonTo), so that a run reports and journals every action the same way: a live view on a
+// terminal, plain lines otherwise, one JSON event per line with --output json.
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <set>
+#include <sstream>
+#include <thread>
 
+#include "apply/executor.h"
 #include "apply/journal.h"
 #include "apply/lock.h"
 #include "base/fs.h"
@@ -39,45 +46,87 @@ namespace fs = std::filesystem;
 struct Action {
   std::string key;    // "infrastructure/dns"
   std::string stage;  // "infrastructure"
+  std::string kind;   // for the executor's limits
+  std::vector<std::string> needs;
   std::function<int(const GlobalOptions&)> run;
 };
 
-// Which stages a stage needs to have succeeded.
-const std::map<std::string, std::vector<std::string>>& stage_needs() {
-  static const std::map<std::string, std::vector<std::string>> kNeeds = {
-      {"guests", {}},
-      {"infrastructure", {"guests"}},
-      {"swarm", {"guests"}},
-      {"core", {"swarm"}},
-      {"gateways", {"guests", "infrastructure"}},
-      {"stacks", {"swarm"}},
-  };
-  return kNeeds;
-}
+// What a terminal shows while the run goes: finished actions as lines, and one status line
+// (stage, running actions, counts, elapsed time) redrawn in place.
+class LiveView {
+ public:
+  explicit LiveView(bool live) : live_(live), start_(std::chrono::steady_clock::now()) {
+    if (live_) ticker_ = std::thread([this] { tick(); });
+  }
+  ~LiveView() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (ticker_.joinable()) ticker_.join();
+    std::lock_guard lock(mu_);
+    clear();
+  }
+  void started(const std::string& key) {
+    std::lock_guard lock(mu_);
+    running_.insert(key);
+    draw();
+  }
+  void done(const std::string& line, bool failed) {
+    std::lock_guard lock(mu_);
+    clear();
+    std::cout << line << '\n';
+    ++finished_;
+    failed_ += failed;
+    draw();
+  }
+  void finished(const std::string& key) {
+    std::lock_guard lock(mu_);
+    running_.erase(key);
+    draw();
+  }
 
-// Runs `fn` with standard output going to a file, and returns what it wrote.
-std::pair<int, std::string> captured(const std::function<int()>& fn) {
-  std::cout.flush();
-  std::fflush(stdout);
-  char tmpl[] = "/tmp/phoenix-sync-all-XXXXXX";
-  int tmp = ::mkstemp(tmpl);
-  if (tmp < 0) return {fn(), ""};
-  ::unlink(tmpl);
-  int saved = ::dup(STDOUT_FILENO);
-  ::dup2(tmp, STDOUT_FILENO);
-  int code = fn();
-  std::cout.flush();
-  std::fflush(stdout);
-  ::dup2(saved, STDOUT_FILENO);
-  ::close(saved);
-  std::string out;
-  ::lseek(tmp, 0, SEEK_SET);
-  char buf[8192];
-  ssize_t n;
-  while ((n = ::read(tmp, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  ::close(tmp);
-  return {code, out};
-}
+ private:
+  void clear() {
+    if (live_ && drawn_) std::cout << "\r\033[K" << std::flush;
+    drawn_ = false;
+  }
+  void draw() {
+    if (!live_) {
+      std::cout << std::flush;
+      return;
+    }
+    auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - start_)
+                    .count() /
+                1000.0;
+    std::string names;
+    for (const std::string& k : running_) names += (names.empty() ? "" : ", ") + k;
+    if (names.size() > 60) names = names.substr(0, 57) + "...";
+    char elapsed[32];
+    std::snprintf(elapsed, sizeof elapsed, "%.1f s", secs);
+    std::cout << "\r\033[K[" << elapsed << "] " << finished_ << " done, " << failed_
+              << " failed; running: " << (names.empty() ? "-" : names) << std::flush;
+    drawn_ = true;
+  }
+  void tick() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(500));
+      if (!stop_) draw();
+    }
+  }
+
+  bool live_;
+  std::chrono::steady_clock::time_point start_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread ticker_;
+  bool stop_ = false, drawn_ = false;
+  std::set<std::string> running_;
+  int finished_ = 0, failed_ = 0;
+};
 
 // Whether an action's report says it changed something, whatever command made it.
 bool changed_in(const json& doc) {
@@ -180,55 +229,63 @@ int run_sync_all(const GlobalOptions& g, const SyncAllOptions& o) {
          {"state_dir", dir},
          {"interrupted_before", interrupted ? *interrupted : 0}});
 
-  // The actions, stage by stage.
+  // The actions and what each needs.
   std::vector<Action> actions;
-  {
+  const bool have_guests = !e.guests.empty();
+  const std::vector<std::string> after_guests =
+      have_guests ? std::vector<std::string>{"guests/create"} : std::vector<std::string>{};
+  if (have_guests) {
     std::vector<std::string> ids;
     for (const model::Guest& guest : e.guests) ids.push_back(std::to_string(guest.id));
-    if (!ids.empty()) {
-      actions.push_back({"guests/create", "guests", [ids, &o](const GlobalOptions& gg) {
-                           CreateOptions c;
-                           c.ids = ids;
-                           c.setup.no_health = o.no_health;
-                           return run_create(gg, c);
-                         }});
-    }
+    actions.push_back({"guests/create", "guests", "guests", {}, [ids, &o](const GlobalOptions& gg) {
+                         CreateOptions c;
+                         c.ids = ids;
+                         c.setup.no_health = o.no_health;
+                         return run_create(gg, c);
+                       }});
   }
   const model::DnsServer& dns = e.platform.dns_server;
   if (!(dns.enabled.present && !dns.enabled.value)) {
-    actions.push_back({"infrastructure/dns", "infrastructure", run_sync_dns});
+    actions.push_back({"infrastructure/dns", "infrastructure", "dns", after_guests, run_sync_dns});
   }
-  actions.push_back({"infrastructure/firewall", "infrastructure", run_sync_firewall});
+  actions.push_back(
+      {"infrastructure/firewall", "infrastructure", "firewall", after_guests, run_sync_firewall});
+  std::vector<std::string> gateway_needs = after_guests;
   if (e.platform.step_ca.url.present) {
-    actions.push_back({"infrastructure/certs", "infrastructure", run_sync_certs});
+    actions.push_back(
+        {"infrastructure/certs", "infrastructure", "certs", after_guests, run_sync_certs});
+    gateway_needs.push_back("infrastructure/certs");
   }
-  if (const model::Guest* manager = swarm_manager(e)) {
-    (void)manager;
-    actions.push_back({"swarm/init", "swarm", [](const GlobalOptions& gg) {
-                         SwarmOptions s;
-                         s.action = "init";
-                         return run_swarm(gg, s);
+  std::vector<std::string> swarm_ready;  // init and every join
+  if (swarm_manager(e)) {
+    actions.push_back({"swarm/init", "swarm", "swarm", after_guests, [](const GlobalOptions& gg) {
+                         SwarmOptions sw;
+                         sw.action = "init";
+                         return run_swarm(gg, sw);
                        }});
+    swarm_ready.push_back("swarm/init");
     for (const model::Guest& guest : e.guests) {
       if (!guest.is_vm() || guest.swarm_role.value != "worker" || guest.is_template.value) continue;
       int vmid = static_cast<int>(guest.id);
-      actions.push_back(
-          {"swarm/join/" + std::to_string(vmid), "swarm", [vmid](const GlobalOptions& gg) {
-             SwarmOptions s;
-             s.action = "join";
-             s.vmid = vmid;
-             return run_swarm(gg, s);
-           }});
+      std::string key = "swarm/join/" + std::to_string(vmid);
+      actions.push_back({key, "swarm", "swarm", {"swarm/init"}, [vmid](const GlobalOptions& gg) {
+                           SwarmOptions sw;
+                           sw.action = "join";
+                           sw.vmid = vmid;
+                           return run_swarm(gg, sw);
+                         }});
+      swarm_ready.push_back(key);
     }
     if (e.platform.portainer_server_image.present) {
-      actions.push_back({"core/portainer", "core", [&o](const GlobalOptions& gg) {
-                           SyncStackOptions s;
-                           s.timeout_s = o.timeout_s;
-                           return run_sync_core(gg, s);
-                         }});
+      actions.push_back(
+          {"core/portainer", "core", "core", swarm_ready, [&o](const GlobalOptions& gg) {
+             SyncStackOptions st;
+             st.timeout_s = o.timeout_s;
+             return run_sync_core(gg, st);
+           }});
     }
   }
-  actions.push_back({"gateways", "gateways", run_sync_gateways});
+  actions.push_back({"gateways", "gateways", "gateways", gateway_needs, run_sync_gateways});
   std::set<std::string> stacks;
   for (const model::Guest& guest : e.guests) {
     for (const model::StackRef& ref : guest.docker_stacks) {
@@ -236,83 +293,116 @@ int run_sync_all(const GlobalOptions& g, const SyncAllOptions& o) {
       std::optional<std::string> env;
       if (ref.environment.present) env = ref.environment.value;
       std::string name = ref.name.value;
-      actions.push_back({"stacks/" + name, "stacks", [name, env, &o](const GlobalOptions& gg) {
-                           SyncStackOptions s;
-                           s.name = name;
-                           s.environment = env;
-                           s.timeout_s = o.timeout_s;
-                           return run_sync_stack(gg, s);
+      actions.push_back({"stacks/" + name, "stacks", "stack", swarm_ready,
+                         [name, env, &o](const GlobalOptions& gg) {
+                           SyncStackOptions st;
+                           st.name = name;
+                           st.environment = env;
+                           st.timeout_s = o.timeout_s;
+                           return run_sync_stack(gg, st);
                          }});
     }
   }
 
-  // Run them. Each action sees JSON output (its report) and no progress of its own on stderr
-  // beyond its errors.
+  // Each action is its command with --output json, on its own thread, its report taken through
+  // JsonTo; journaled as it starts and ends.
   GlobalOptions inner = g;
   inner.output = OutputFormat::kJson;
-  std::set<std::string> failed_stages;
-  int done = 0, changed = 0, failed = 0, skipped = 0;
-  std::string current_stage;
+  std::optional<LiveView> live;
+  live.emplace(!json_lines && isatty(STDOUT_FILENO));
+  LiveView& view = *live;
+  std::map<std::string, std::int64_t> journal_ids;
+  std::vector<apply::Task> tasks;
   for (const Action& a : actions) {
-    if (a.stage != current_stage) {
-      current_stage = a.stage;
-      event({{"event", "stage_started"}, {"stage", a.stage}});
-      if (!json_lines) std::cout << "== " << a.stage << '\n' << std::flush;
-    }
-    auto action_id = j.begin_action(*run, a.key, a.stage);
-    std::vector<std::string> blocked;
-    for (const std::string& need : stage_needs().at(a.stage)) {
-      if (failed_stages.contains(need)) blocked.push_back(need);
-    }
-    std::string result, detail, error;
-    json report = nullptr;
-    if (!blocked.empty()) {
-      result = "skipped";
-      detail = "not run: the " + base::join(blocked, " and ") +
-               (blocked.size() == 1 ? " stage" : " stages") + " failed";
-      ++skipped;
-      failed_stages.insert(a.stage);
-    } else {
-      event({{"event", "action_started"}, {"action", a.key}, {"stage", a.stage}});
-      auto [code, out] = captured([&] { return a.run(inner); });
-      report = json::parse(out, nullptr, false);
-      if (report.is_discarded()) report = out;
-      bool did_change = changed_in(report);
-      if (code == kExitOk) {
-        result = did_change ? (g.dry_run ? "would change" : "changed") : "unchanged";
-        changed += did_change;
-        ++done;
-      } else {
-        result = "failed";
-        error = error_in(report);
-        if (error.empty()) error = "exit " + std::to_string(code);
-        ++failed;
-        failed_stages.insert(a.stage);
+    apply::Task t;
+    t.key = a.key;
+    t.stage = a.stage;
+    t.kind = a.kind;
+    t.needs = a.needs;
+    // A provider that could not be reached (exit 4) may answer a little later.
+    t.attempts = a.kind == "guests" ? 1 : 3;
+    t.run = [&inner, &g, run = a.run] {
+      std::ostringstream out;
+      int code;
+      {
+        JsonTo to(out);
+        code = run(inner);
       }
-    }
-    if (action_id) {
-      (void)j.end_action(*action_id, result, detail, error, report.is_null() ? "" : report.dump());
-    }
-    event({{"event", "action_done"},
-           {"action", a.key},
-           {"stage", a.stage},
-           {"result", result},
-           {"detail", detail},
-           {"error", error.empty() ? json(nullptr) : json(error)},
-           {"report", report}});
-    if (!json_lines) {
-      std::cout << "  " << a.key << ": " << result;
-      if (!detail.empty()) std::cout << " (" << detail << ")";
-      if (!error.empty()) std::cout << ": " << error;
-      std::cout << '\n' << std::flush;
-    }
+      apply::TaskResult r;
+      json report = json::parse(out.str(), nullptr, false);
+      r.report = report.is_discarded() ? json(out.str()).dump() : report.dump();
+      if (report.is_discarded()) report = out.str();
+      if (code == kExitOk) {
+        r.status = changed_in(report) ? apply::TaskResult::Status::kChanged
+                                      : apply::TaskResult::Status::kUnchanged;
+        if (g.dry_run && r.status == apply::TaskResult::Status::kChanged) r.detail = "would change";
+      } else {
+        r.status = apply::TaskResult::Status::kFailed;
+        r.error = error_in(report);
+        if (r.error.empty()) r.error = "exit " + std::to_string(code);
+        r.retryable = code == kExitUnreachable;
+      }
+      return r;
+    };
+    tasks.push_back(std::move(t));
   }
+  int changed = 0, unchanged = 0, failed = 0, skipped = 0;
+  apply::ExecutorOptions eo;
+  eo.jobs = g.jobs;
+  eo.per_kind = {{"swarm", 1}};
+  std::set<std::string> stages_started;
+  eo.on_start = [&](const apply::Task& t, int attempt) {
+    if (stages_started.insert(t.stage).second) {
+      event({{"event", "stage_started"}, {"stage", t.stage}});
+    }
+    if (attempt == 1) {
+      if (auto id = j.begin_action(*run, t.key, t.stage)) journal_ids[t.key] = *id;
+    }
+    event(
+        {{"event", "action_started"}, {"action", t.key}, {"stage", t.stage}, {"attempt", attempt}});
+    view.started(t.key);
+  };
+  eo.on_done = [&](const apply::Task& t, const apply::TaskResult& r) {
+    if (stages_started.insert(t.stage).second) {  // all of it skipped
+      event({{"event", "stage_started"}, {"stage", t.stage}});
+    }
+    std::string result(apply::to_string(r.status));
+    if (r.status == apply::TaskResult::Status::kChanged) ++changed;
+    if (r.status == apply::TaskResult::Status::kUnchanged) ++unchanged;
+    if (r.status == apply::TaskResult::Status::kFailed) ++failed;
+    if (r.status == apply::TaskResult::Status::kSkipped) {
+      ++skipped;
+      if (auto id = j.begin_action(*run, t.key, t.stage)) journal_ids[t.key] = *id;
+    }
+    if (auto it = journal_ids.find(t.key); it != journal_ids.end()) {
+      (void)j.end_action(it->second, result, r.detail, r.error, r.report);
+    }
+    json report = r.report.empty() ? json(nullptr) : json::parse(r.report, nullptr, false);
+    event({{"event", "action_done"},
+           {"action", t.key},
+           {"stage", t.stage},
+           {"result", result},
+           {"attempts", r.attempts},
+           {"detail", r.detail},
+           {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+           {"report", report.is_discarded() ? json(nullptr) : report}});
+    if (!json_lines) {
+      std::string line = "  " + t.key + ": " + result;
+      if (!r.detail.empty()) line += " (" + r.detail + ")";
+      if (!r.error.empty()) line += ": " + r.error;
+      if (r.attempts > 1) line += " [" + std::to_string(r.attempts) + " attempts]";
+      view.done(line, r.status == apply::TaskResult::Status::kFailed);
+    }
+    view.finished(t.key);
+  };
+  apply::execute(tasks, eo);
+  live.reset();  // its status line gone before the summary
 
   const bool ok = failed == 0 && skipped == 0;
   std::string summary = std::to_string(actions.size()) + " actions: " + std::to_string(changed) +
-                        (g.dry_run ? " would change, " : " changed, ") +
-                        std::to_string(done - changed) + " unchanged, " + std::to_string(failed) +
-                        " failed, " + std::to_string(skipped) + " skipped";
+                        (g.dry_run ? " would change, " : " changed, ") + std::to_string(unchanged) +
+                        " unchanged, " + std::to_string(failed) + " failed, " +
+                        std::to_string(skipped) + " skipped";
   (void)j.end_run(*run, ok ? "ok" : "failed", summary);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   event({{"event", "run_done"}, {"run", *run}, {"ok", ok}, {"summary", summary}});

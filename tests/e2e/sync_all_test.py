@@ -4,8 +4,8 @@
 Usage: sync_all_test.py PHOENIX ESTATE_DIR
 
 On a copy of the example estate whose providers cannot be reached (no Proxmox token here):
-  1. the guests stage fails with the reason, and every stage that needs it is skipped, saying
-     which stage it waited for; exit 2. `--output json` is one JSON event per line
+  1. creating the guests fails with the reason, and every action that needs it, directly or
+     not, is skipped, saying what it waited for; exit 2. `--output json` is one JSON event per line
      (run_started, stage_started, action_started, action_done, run_done).
   2. `history` lists both runs, newest first, and `history --run N` the actions of one, from the
      SQLite journal in --state-dir (mode 0600).
@@ -47,13 +47,15 @@ def main():
         r = phx("sync", "all")
         check(r.returncode == 2, f"sync all exits 2 when a stage fails ({r.returncode})")
         lines = r.stdout.splitlines()
-        check(lines[0] == "== guests" and lines[1].startswith("  guests/create: failed: ") and
-              "token_secret_file" in lines[1],
-              "the guests stage fails with its reason: " + lines[1])
-        check("  infrastructure/dns: skipped (not run: the guests stage failed)" in lines and
-              "  core/portainer: skipped (not run: the swarm stage failed)" in lines and
-              "  gateways: skipped (not run: the guests and infrastructure stages failed)" in lines,
-              "each stage that needs a failed one is skipped and says which")
+        check(lines[0].startswith("  guests/create: failed: ") and
+              "token_secret_file" in lines[0],
+              "creating the guests fails with its reason: " + lines[0])
+        need = ", which did not succeed)"
+        check("  infrastructure/dns: skipped (not run: it needs guests/create" + need in lines and
+              "  swarm/join/1002: skipped (not run: it needs swarm/init" + need in lines and
+              "  core/portainer: skipped (not run: it needs swarm/init, swarm/join/1002" + need
+              in lines and lines[-1] == "not converged",
+              "every action that needs a failed one is skipped and says which")
         check(os.stat(os.path.join(state, "journal.db")).st_mode & 0o077 == 0,
               "the journal is readable by its owner only")
 
