@@ -118,4 +118,69 @@ std::optional<std::uint64_t> parse_uint(std::string_view text) {
   return v;
 }
 
+std::vector<std::string> line_diff(std::string_view before, std::string_view after,
+                                   std::size_t context) {
+  if (before == after) return {};
+  auto lines = [](std::string_view t) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < t.size()) {
+      std::size_t j = t.find('\n', i);
+      if (j == std::string_view::npos) j = t.size();
+      out.push_back(t.substr(i, j - i));
+      i = j + 1;
+    }
+    return out;
+  };
+  std::vector<std::string_view> a = lines(before), b = lines(after);
+  const std::size_t n = a.size(), m = b.size();
+  if (n * m > 4'000'000) {
+    return {"(" + std::to_string(n) + " lines before, " + std::to_string(m) +
+            " after: too long to compare line by line)"};
+  }
+  // Longest common subsequence, then the edit script from its table.
+  std::vector<std::vector<std::uint32_t>> lcs(n + 1, std::vector<std::uint32_t>(m + 1, 0));
+  for (std::size_t i = n; i-- > 0;) {
+    for (std::size_t j = m; j-- > 0;) {
+      lcs[i][j] = a[i] == b[j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  struct Op {
+    char kind;  // ' ', '-', '+'
+    std::string_view text;
+  };
+  std::vector<Op> ops;
+  std::size_t i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] == b[j]) {
+      ops.push_back({' ', a[i++]});
+      ++j;
+    } else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) {
+      ops.push_back({'-', a[i++]});  // a removal before the addition that replaces it
+    } else {
+      ops.push_back({'+', b[j++]});
+    }
+  }
+  // Only the changes and `context` lines around them.
+  std::vector<bool> keep(ops.size(), false);
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    if (ops[k].kind == ' ') continue;
+    std::size_t lo = k >= context ? k - context : 0;
+    std::size_t hi = std::min(ops.size(), k + context + 1);
+    for (std::size_t x = lo; x < hi; ++x) keep[x] = true;
+  }
+  std::vector<std::string> out;
+  bool gap = false;
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    if (!keep[k]) {
+      gap = true;
+      continue;
+    }
+    if (gap && !out.empty()) out.push_back("@@");
+    gap = false;
+    out.push_back(std::string(1, ops[k].kind) + std::string(ops[k].text));
+  }
+  return out;
+}
+
 }  // namespace phoenix::base

@@ -34,15 +34,6 @@ struct Outcome {
   deliver::Report report;
 };
 
-std::unique_ptr<guest::GuestChannel> host_channel(const model::Estate& e) {
-  const model::ProxmoxApi& api = e.platform.proxmox_api;
-  if (api.host_ssh.present) {
-    return guest::exec_guest(base::ssh_runner(api.host_ssh.value),
-                             "the node (ssh " + api.host_ssh.value + ")");
-  }
-  return guest::local_guest(api.host_root.present ? api.host_root.value : "/");
-}
-
 // A guest that cannot be reached: invalid input when the estate says how to reach it wrongly
 // (no secret file, say), else what the provider's failure means.
 int channel_exit(const base::Error& error) {
@@ -128,7 +119,7 @@ int run_sync_dns(const GlobalOptions& g) {
                         skipped("dns", "dns_server.enabled is false: Phoenix leaves DNS alone")});
     return finish(g, "sync dns", outcomes);
   }
-  auto host = host_channel(e);
+  auto host = open_node_channel(e);
   outcomes.push_back({"dns on the host", std::nullopt,
                       deliver::deliver_dns(*host, deliver::dns_delivery(e, desired), options)});
   return finish(g, "sync dns", outcomes);

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "base/fs.h"
+#include "base/hash.h"
 #include "base/strings.h"
 #include "cli/commands.h"
 #include "cli/engines.h"
@@ -110,6 +111,61 @@ base::Result<proxmox::RequestCounts> observe_proxmox(const model::Estate& e,
   return pve->counts();
 }
 
+// A delivered file that differs from what Phoenix renders, with its lines.
+struct FileDrift {
+  std::string id;     // "file/102:/etc/traefik/dynamic/dynamic_conf.yml"
+  std::string where;  // "LXC 102 (Traefik-Internal)" or "the node"
+  std::string path;
+  std::vector<std::string> diff;  // empty: missing
+};
+
+// The delivered files (DNS records on the node, Traefik's and the gateway's configuration in
+// their guests) as they are, read through their channels: entries of `observed` with the
+// content's hash and size, a missing file left out (the plan creates it). Every file that
+// differs gets its lines in `drifts`.
+base::Result<void> observe_files(const model::Estate& e, const std::set<compile::GuestId>& only,
+                                 plan::Observed& observed, std::vector<FileDrift>& drifts) {
+  compile::Desired desired = compile::compile_estate(e);
+  auto artifacts = render::render_all(desired, render::Scope::kDelivered);
+  auto resources = render::file_resources(artifacts, desired);
+  GuestChannels channels(e);
+  std::unique_ptr<guest::GuestChannel> node = open_node_channel(e);
+  for (std::size_t k = 0; k < artifacts.size(); ++k) {
+    const render::Artifact& a = artifacts[k];
+    if (a.target.empty()) continue;
+    if (!only.empty() && (!a.guest || !only.contains(*a.guest))) continue;
+    auto r = std::find_if(resources.begin(), resources.end(), [&](const compile::Resource& x) {
+      return x.name == (a.guest ? std::to_string(*a.guest) : "host") + ":" + a.target;
+    });
+    if (r == resources.end()) continue;
+    guest::GuestChannel* ch = node.get();
+    std::string where = "the node";
+    if (a.guest) {
+      ch = PHX_TRY(channels.get(*a.guest));
+      where = e.guest(*a.guest)->label();
+    }
+    observed.resources.erase(r->id);
+    auto content = ch->read_file(a.target);
+    if (!content) {
+      if (content.error().kind() != base::ErrorKind::kNotFound) {
+        return base::fail(content.error().kind(), "reading " + a.target + " in " + where + ": " +
+                                                      content.error().message());
+      }
+      drifts.push_back({r->id, where, a.target, {}});
+      continue;
+    }
+    plan::ObservedResource seen;
+    seen.fields = r->fields;
+    seen.fields["sha256"] = base::sha256_hex(*content);
+    seen.fields["size"] = content->size();
+    observed.resources[r->id] = std::move(seen);
+    if (*content != a.content) {
+      drifts.push_back({r->id, where, a.target, base::line_diff(*content, a.content)});
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 int run_plan(const GlobalOptions& g, const PlanOptions& o) {
@@ -146,6 +202,14 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
   if (loaded.diags.has_errors()) return report_invalid(g, loaded);
   std::vector<compile::Resource> desired = desired_resources(*loaded.estate);
   std::optional<proxmox::RequestCounts> pve_requests;
+  std::vector<FileDrift> drifts;
+  if (o.files) {
+    if (auto r = observe_files(*loaded.estate, popts.only, observed, drifts); !r) {
+      print_error(g, "observing the delivered files: " + r.error().message());
+      return r.error().kind() == base::ErrorKind::kInvalidInput ? kExitInvalid
+                                                                : provider_exit(r.error());
+    }
+  }
   if (o.proxmox) {
     auto counts = observe_proxmox(*loaded.estate, desired, popts.only, observed);
     if (!counts) {
@@ -153,9 +217,18 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
       return provider_exit(counts.error());
     }
     pve_requests = *counts;
-    // Without a snapshot for the rest, the plan covers what Proxmox holds.
-    if (!o.observed_file) {
-      std::erase_if(desired, [](const compile::Resource& r) { return !is_proxmox_kind(r.kind); });
+  }
+  // Without a snapshot for the rest, the plan covers what was observed.
+  if ((o.proxmox || o.files) && !o.observed_file) {
+    std::erase_if(desired, [&](const compile::Resource& r) {
+      return !((o.proxmox && is_proxmox_kind(r.kind)) || (o.files && r.kind == "file"));
+    });
+    if (!o.proxmox && !popts.only.empty()) {
+      // Files alone: the selection is theirs (the planner selects through guest resources).
+      std::erase_if(desired, [&](const compile::Resource& r) {
+        return !r.owner || !popts.only.contains(*r.owner);
+      });
+      popts.only.clear();
     }
   }
   auto p = plan::make_plan(desired, observed, popts);
@@ -188,18 +261,37 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
           {"requests",
            {{"total", swarm_plan->requests.total}, {"mutating", swarm_plan->requests.mutating}}}};
     }
+    if (o.files) {
+      nlohmann::json files = nlohmann::json::array();
+      for (const FileDrift& d : drifts) {
+        files.push_back({{"id", d.id},
+                         {"where", d.where},
+                         {"path", d.path},
+                         {"missing", d.diff.empty()},
+                         {"diff", d.diff}});
+      }
+      doc["files"] = files;
+    }
     print_json(doc);
   } else {
     print_diagnostics(loaded, g);
     if (pve_requests && !o.observed_file) {
       std::cout << "(Guests and firewalls as observed on Proxmox, in " << pve_requests->total
                 << " requests.)\n\n";
+    } else if (o.files && !o.observed_file) {
+      std::cout << "(Delivered files as read in the node and the guests.)\n\n";
     } else if (!o.observed_file) {
       std::cout << "(No observed state given: planning against an empty platform. Pass "
                    "--proxmox to observe the guests, or --observed FILE to compare with a "
                    "snapshot.)\n\n";
     }
     std::cout << plan::format_plan(*p, {g.colour, g.verbose > 0});
+    if (!drifts.empty()) std::cout << "\nDelivered files that differ from the estate:\n";
+    for (const FileDrift& d : drifts) {
+      std::cout << "  " << d.path << " in " << d.where
+                << (d.diff.empty() ? ": missing\n" : ": (- as it is, + as the estate says)\n");
+      for (const std::string& line : d.diff) std::cout << "      " << line << '\n';
+    }
     if (swarm_plan) {
       std::cout << "\nStacks on the swarm (observed through " << swarm_plan->endpoint << ", "
                 << swarm_plan->requests.total << " requests):\n";

@@ -19,6 +19,7 @@ struct PlanOptions {
   std::optional<std::string> observed_file;
   bool swarm = false;    // observe the stacks on the swarm through the Engine API
   bool proxmox = false;  // observe the guests and firewalls through the Proxmox API
+  bool files = false;    // read the delivered files through the node's and the guests' channels
 };
 int run_plan(const GlobalOptions& g, const PlanOptions& o);
 int run_snapshot(const GlobalOptions& g);

@@ -157,6 +157,15 @@ std::unique_ptr<host::HostChannel> open_host(const model::Estate& e) {
   return host::local_host(api.host_root.present ? resolve(e, api.host_root.value) : "/");
 }
 
+std::unique_ptr<guest::GuestChannel> open_node_channel(const model::Estate& e) {
+  const model::ProxmoxApi& api = e.platform.proxmox_api;
+  if (api.host_ssh.present) {
+    return guest::exec_guest(base::ssh_runner(api.host_ssh.value),
+                             "the node (ssh " + api.host_ssh.value + ")");
+  }
+  return guest::local_guest(api.host_root.present ? api.host_root.value : "/");
+}
+
 base::Result<guest::GuestChannel*> GuestChannels::get(model::GuestId id) {
   if (auto it = open_.find(id); it != open_.end()) return it->second.get();
   const model::Guest* g = e_.guest(id);

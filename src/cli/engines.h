@@ -55,6 +55,10 @@ base::Result<std::vector<model::GuestId>> parse_guest_ids(const model::Estate& e
 // The node's host channel: over SSH to proxmox_api.host_ssh, else local below host_root ("/").
 std::unique_ptr<host::HostChannel> open_host(const model::Estate& estate);
 
+// The node itself as a place for files and commands (the DNS records live there): this machine,
+// with paths below proxmox_api.host_root (default /), or the node over proxmox_api.host_ssh.
+std::unique_ptr<guest::GuestChannel> open_node_channel(const model::Estate& estate);
+
 // How Phoenix reaches inside each guest, opened on first use: its `local_root` (tests), else an
 // LXC through `pct exec` on the node (here, or over proxmox_api.host_ssh), else a VM through its
 // QEMU guest agent over the Proxmox API (a client per VM). get() is not thread-safe; the

@@ -56,6 +56,9 @@ int run(int argc, char** argv) {
   plan->add_flag("--proxmox", plan_opts.proxmox,
                  "observe the guests and firewalls on Proxmox (one inventory request, then "
                  "the config of each guest that exists) and plan against them");
+  plan->add_flag("--files", plan_opts.files,
+                 "read the delivered files (DNS records, Traefik's and the gateway's "
+                 "configuration) where they live and plan against them, with their lines");
   plan->add_flag("--swarm", plan_opts.swarm,
                  "also observe every stack on the swarm (one list request per kind) and show "
                  "its service changes field by field");

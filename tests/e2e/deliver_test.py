@@ -274,6 +274,30 @@ def test_dns(phoenix, source, specs, tmp):
         check((stat_key(records_file), pid()) == before,
               "the records file keeps its inode and mtime, dnsmasq was not restarted")
 
+        # A record edited by hand shows in plan --files (the guests' files are read from
+        # directories standing for them), and sync dns puts it back.
+        def guest_roots(lxcs):
+            for ctid in ("101", "102", "801"):
+                lxcs[ctid]["local_root"] = os.path.join(tmp, "guests", ctid)
+        estate.edit_lxcs(guest_roots)
+        text = read(records_file).decode()
+        line = [x for x in text.splitlines() if x.startswith("address=/qdrant.")][0]
+        with open(records_file, "w") as f:
+            f.write(text.replace(line, "address=/qdrant.internal.thinkheads.ai/10.9.9.9"))
+
+        def dns_drift():
+            doc = phoenix_json(phoenix, estate, "plan", "--files")
+            return [d for d in doc["files"] if d["where"] == "the node"]
+        drift = dns_drift()
+        check(len(drift) == 1 and
+              "-address=/qdrant.internal.thinkheads.ai/10.9.9.9" in drift[0]["diff"] and
+              "+" + line in drift[0]["diff"],
+              "plan --files shows the record edited by hand: " + repr(drift and drift[0]["diff"]))
+        doc = phoenix_json(phoenix, estate, "sync", "dns")
+        check(steps(doc, "dns") == ["write", "run"] and dns_drift() == [] and
+              resolve("qdrant.internal.thinkheads.ai") == [traefik_ip],
+              "sync dns puts it back, dnsmasq answers it again, and plan --files shows nothing")
+
         # A reload that fails: the previous file comes back byte for byte.
         def rename_ca(lxcs):
             lxcs["103"]["name"] = "Step-CA-Two"
@@ -355,6 +379,25 @@ def test_traefik(phoenix, source, specs, tmp):
     check({p: stat_key(p) for p in before} == before, "no file was written (inode, mtime)")
     check((count_lines(restarts), count_lines(tests), count_lines(reloads)) == (1, 1, 1),
           "nothing was restarted, tested or reloaded")
+
+    # Drift: plan --files reads the delivered files where they are.
+    doc = phoenix_json(phoenix, estate, "plan", "--files", "101", "102")
+    check(doc["summary"]["update"] == 0 and doc["summary"]["create"] == 0 and doc["files"] == [],
+          "plan --files on converged guests shows nothing")
+    with open(dynamic, "a") as f:
+        f.write("# edited by hand\n")
+    doc = phoenix_json(phoenix, estate, "plan", "--files", "101", "102")
+    drift = doc["files"]
+    check(doc["summary"]["update"] == 1 and len(drift) == 1 and
+          drift[0]["path"] == "/etc/traefik/dynamic/dynamic_conf.yml" and
+          drift[0]["diff"][-1] == "-# edited by hand",
+          "a file changed by hand in the Traefik guest shows in plan --files with its lines: "
+          + repr(drift[0]["diff"][-1:]))
+    doc = phoenix_json(phoenix, estate, "sync", "gateways")
+    check(steps(doc, "traefik")[0] == "write", "sync gateways puts it back")
+    doc = phoenix_json(phoenix, estate, "plan", "--files", "101", "102")
+    check(doc["files"] == [] and doc["summary"]["update"] == 0, "and plan --files is empty again")
+    before = {p: stat_key(p) for p in (static, dynamic, site)}
 
     # A dynamic-only change: Traefik's file provider loads it, no restart.
     def new_port(lxcs):
