@@ -163,7 +163,7 @@ std::unique_ptr<guest::GuestChannel> open_node_channel(const model::Estate& e) {
     return guest::exec_guest(base::ssh_runner(api.host_ssh.value),
                              "the node (ssh " + api.host_ssh.value + ")");
   }
-  return guest::local_guest(api.host_root.present ? api.host_root.value : "/");
+  return guest::local_guest(api.host_root.present ? resolve(e, api.host_root.value) : "/");
 }
 
 base::Result<guest::GuestChannel*> GuestChannels::get(model::GuestId id) {
