@@ -24,6 +24,11 @@ struct SimOptions {
   // What a VM's agent/exec runs: `agent_exec VMID ARGV...`, input-data on its standard input
   // (a lab points it at whatever stands for the VM). Empty: agent/exec is refused.
   std::string agent_exec;
+  // What backs a guest in a lab: `guest_hook start|stop|destroy VMID`, the guest as JSON
+  // ({vmid, type, node, config}) on its standard input, run at the end of the task that starts,
+  // stops or destroys it; a failure (its exit status and standard error) fails the task and the
+  // guest keeps its state. Empty: guests are records only.
+  std::string guest_hook;
 };
 
 // A program started through a VM's guest agent (agent/exec), as agent/exec-status reports it.
@@ -78,6 +83,8 @@ class Simulator {
  private:
   using Handler = std::function<ApiResponse(const ApiRequest&)>;
   void route(const std::string& method, const std::string& path_template, Handler h);
+  // Runs --guest-hook, when set, for `what` ("start", "stop", "destroy") of `guest`.
+  base::Result<void> run_guest_hook(const std::string& what, const Guest& guest);
   void register_cluster_routes();
   void register_guest_routes(const std::string& type);
   void register_agent_routes();

@@ -450,6 +450,9 @@ void Simulator::register_guest_routes(const std::string& type) {
           [=, this]() -> base::Result<void> {
             auto g = load(vmid);
             if (!g) return vanished();
+            if (auto hooked = run_guest_hook(want_running ? "start" : "stop", *g); !hooked) {
+              return hooked;
+            }
             g->status = want_running ? "running" : "stopped";
             g->started_at = want_running ? std::time(nullptr) : 0;
             g->started_at_ms = want_running ? now_ms() : 0;
@@ -483,7 +486,12 @@ void Simulator::register_guest_routes(const std::string& type) {
           }
           return std::nullopt;
         },
-        [this, vmid]() { return store_->remove(vmid); });
+        [=, this]() -> base::Result<void> {
+          if (auto g = load(vmid)) {
+            if (auto hooked = run_guest_hook("destroy", *g); !hooked) return hooked;
+          }
+          return store_->remove(vmid);
+        });
   });
 
   // Clone: the new guest appears at once, locked, and is removed if the task fails. Its disks
@@ -782,6 +790,23 @@ void Simulator::register_agent_routes() {
 
 // guest-exec: the program runs in the background (through --agent-exec, which stands for the
 // VM), and its pid is answered at once, as QEMU's agent does.
+base::Result<void> Simulator::run_guest_hook(const std::string& what, const Guest& guest) {
+  if (opts_.guest_hook.empty() || guest.is_template()) return {};
+  nlohmann::json in = {
+      {"vmid", guest.vmid}, {"type", guest.type}, {"node", guest.node}, {"config", guest.config}};
+  auto r = base::run_process({opts_.guest_hook, what, std::to_string(guest.vmid)}, in.dump(),
+                             std::chrono::minutes(10));
+  if (!r) return std::unexpected(r.error());
+  if (r->exit_code != 0) {
+    std::string err = r->err;
+    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+    return base::fail(base::ErrorKind::kInternal, "the guest hook could not " + what + " " +
+                                                      std::to_string(guest.vmid) + " (exit " +
+                                                      std::to_string(r->exit_code) + "): " + err);
+  }
+  return {};
+}
+
 ApiResponse Simulator::agent_exec(int vmid, const ApiRequest& req) {
   if (opts_.agent_exec.empty()) {
     return ApiResponse::error(501,

@@ -142,6 +142,10 @@ int run(int argc, char** argv) {
                  "how long after a VM starts its guest agent answers, ms");
   app.add_option("--agent-exec", opts.agent_exec,
                  "program a VM's agent/exec runs: PROGRAM VMID ARGV... (default: refused)");
+  app.add_option(
+      "--guest-hook", opts.guest_hook,
+      "program run when a guest starts, stops or is destroyed: PROGRAM "
+      "start|stop|destroy VMID, the guest as JSON on its standard input (default: none)");
   app.add_option("--seed", faults.seed, "seed of the fault generator");
   CLI11_PARSE(app, argc, argv);
   faults.latency = std::chrono::milliseconds(latency_ms);
@@ -205,8 +209,19 @@ int run(int argc, char** argv) {
     res.set_content(r.body(), "application/json;charset=UTF-8");
   };
   server.Get(".*", handler);
-  server.Post(".*", handler);
-  server.Put(".*", handler);
+  // Bodies are read here, not by httplib: its compiled-in cap on form bodies (8 KiB, 413) is
+  // below what Proxmox takes (a guest agent's 64 KiB of input-data, URL-encoded).
+  auto with_body = [handler](const httplib::Request& req, httplib::Response& res,
+                             const httplib::ContentReader& reader) {
+    httplib::Request full = req;
+    reader([&full](const char* data, std::size_t n) {
+      full.body.append(data, n);
+      return full.body.size() <= (std::size_t{1} << 20);
+    });
+    handler(full, res);
+  };
+  server.Post(".*", with_body);
+  server.Put(".*", with_body);
   server.Delete(".*", handler);
 
   int bound =
