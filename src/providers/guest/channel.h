@@ -48,8 +48,11 @@ std::unique_ptr<GuestChannel> local_guest(std::string root);
 
 // A guest reached by running programs in it through `run` (files too: read, written and
 // removed by fixed sh scripts in the guest, paths as arguments). `description` names it in
-// messages.
-std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description);
+// messages. With `max_input` (bytes, 0: no limit) no program is given more standard input than
+// that: a larger file is written in base64 pieces appended to its temporary file, then renamed
+// over it as a small one is (a QEMU guest agent takes 64 KiB at a time).
+std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description,
+                                         std::size_t max_input = 0);
 
 // LXC `vmid` through `pct exec` on the node that `node` runs programs on (locally, or
 // base::ssh_runner for a remote node).

@@ -4,6 +4,7 @@
 // configuration text ever becomes shell text. One program run per operation: through pct over
 // SSH, each run is a round trip.
 
+#include <algorithm>
 #include <cstdio>
 
 #include "providers/guest/channel.h"
@@ -27,6 +28,43 @@ constexpr const char* kWriteScript =
     "(umask 077 && cat > \"$t\"); chown -- \"$2\" \"$t\"; chmod -- \"$3\" \"$t\"; "
     "mv -f -- \"$t\" \"$1\"";
 
+// The same in pieces: begin ($1 path) makes the directory and an empty temporary file that only
+// root reads; append adds a base64 piece from stdin; finish ($1 path, $2 owner:group, $3 mode)
+// gives it its owner and mode and renames it over the file. Whatever fails, the temporary file
+// goes (finish's trap, or the caller's abandon).
+constexpr const char* kBeginScript =
+    "set -e; mkdir -p -- \"$(dirname -- \"$1\")\"; (umask 077 && : > \"$1.phoenix-tmp\")";
+constexpr const char* kAppendScript = "set -e; base64 -d >> \"$1.phoenix-tmp\"";
+constexpr const char* kFinishScript =
+    "set -e; t=\"$1.phoenix-tmp\"; trap 'rm -f -- \"$t\"' EXIT; chown -- \"$2\" \"$t\"; "
+    "chmod -- \"$3\" \"$t\"; mv -f -- \"$t\" \"$1\"";
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text;
@@ -34,8 +72,8 @@ std::string trimmed(std::string text) {
 
 class ExecGuest final : public GuestChannel {
  public:
-  ExecGuest(base::Runner run, std::string description)
-      : run_(std::move(run)), description_(std::move(description)) {}
+  ExecGuest(base::Runner run, std::string description, std::size_t max_input)
+      : run_(std::move(run)), description_(std::move(description)), max_input_(max_input) {}
 
   base::Result<std::string> read_file(const std::string& path) override {
     auto r = PHX_TRY(reach(run_({"sh", "-c", kReadScript, "sh", path}, {})));
@@ -50,6 +88,9 @@ class ExecGuest final : public GuestChannel {
                                 const FileSpec& spec) override {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", spec.mode & 07777);
+    if (max_input_ > 0 && content.size() > max_input_) {
+      return write_in_pieces(path, content, spec.owner + ":" + spec.group, mode);
+    }
     auto r = PHX_TRY(reach(run_(
         {"sh", "-c", kWriteScript, "sh", path, spec.owner + ":" + spec.group, mode}, content)));
     if (!r.ok()) return std::unexpected(failure("writing " + path, r));
@@ -70,6 +111,24 @@ class ExecGuest final : public GuestChannel {
   std::string describe() const override { return description_; }
 
  private:
+  base::Result<void> write_in_pieces(const std::string& path, std::string_view content,
+                                     const std::string& owner, const std::string& mode) {
+    auto step = [&](std::vector<std::string> argv, std::string_view input) -> base::Result<void> {
+      auto r = reach(run_(argv, input));
+      if (r && r->ok()) return {};
+      run_({"rm", "-f", "--", path + ".phoenix-tmp"}, {});  // abandon
+      if (!r) return std::unexpected(r.error());
+      return std::unexpected(failure("writing " + path, *r));
+    };
+    PHX_TRY(step({"sh", "-c", kBeginScript, "sh", path}, {}));
+    // base64 makes 4 bytes of 3, and each piece a whole number of groups.
+    const std::size_t piece = std::max<std::size_t>(3, max_input_ / 4 * 3 / 3 * 3);
+    for (std::size_t at = 0; at < content.size(); at += piece) {
+      PHX_TRY(step({"sh", "-c", kAppendScript, "sh", path}, base64(content.substr(at, piece))));
+    }
+    return step({"sh", "-c", kFinishScript, "sh", path, owner, mode}, {});
+  }
+
   // A runner that could not run the command at all (no `pct` here, ssh refused): never a
   // missing file, whatever the runner said; a program that is not there is a setting to fix.
   static base::Result<base::ProcessResult> reach(base::Result<base::ProcessResult> r) {
@@ -85,12 +144,14 @@ class ExecGuest final : public GuestChannel {
 
   base::Runner run_;
   std::string description_;
+  std::size_t max_input_;
 };
 
 }  // namespace
 
-std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description) {
-  return std::make_unique<ExecGuest>(std::move(run), std::move(description));
+std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description,
+                                         std::size_t max_input) {
+  return std::make_unique<ExecGuest>(std::move(run), std::move(description), max_input);
 }
 
 std::unique_ptr<GuestChannel> pct_guest(base::Runner node, std::uint32_t vmid,

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -33,6 +34,35 @@ class StandIn {
  private:
   std::string old_path_;
 };
+
+// A runner that takes only so much input (a guest agent's 64 KiB) gets a large file in base64
+// pieces: every byte arrives, the mode is set, and no run was given more than the limit.
+TEST(ExecGuest, WritesLargeFilesInPiecesUnderTheInputLimit) {
+  TempDir dir;
+  std::size_t largest = 0, runs = 0;
+  base::Runner limited = [&, local = base::local_runner()](const std::vector<std::string>& argv,
+                                                           std::string_view input) {
+    largest = std::max(largest, input.size());
+    ++runs;
+    return local(argv, input);
+  };
+  auto guest = exec_guest(limited, "agent guest", 100);
+  std::string content;
+  for (int i = 0; i < 1000; ++i) content += static_cast<char>((i * 37) % 256);
+  FileSpec spec;
+  spec.owner = std::to_string(::geteuid());
+  spec.group = std::to_string(::getegid());
+  spec.mode = 0755;
+  fs::path file = dir.path() / "bin/tool";
+  ASSERT_TRUE(guest->write_file(file.string(), content, spec).has_value());
+  EXPECT_EQ(*base::read_file(file), content);
+  EXPECT_LE(largest, 100u);
+  EXPECT_EQ(runs, 2u + (1000 + 74) / 75);  // begin, 14 pieces of 75 bytes (100 in base64), finish
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_FALSE(fs::exists(file.string() + ".phoenix-tmp"));
+}
 
 // The files of an exec channel are real files handled by its scripts, here run by the local
 // runner: a path with spaces and quotes, content that looks like shell, a key's mode.

@@ -1,5 +1,6 @@
 #include "providers/proxmox/agent.h"
 
+#include <algorithm>
 #include <thread>
 
 namespace phoenix::proxmox {
@@ -33,6 +34,8 @@ base::Runner agent_runner(Pve& pve, std::string node, std::uint32_t vmid,
     }
     const std::string pid = std::to_string((*started)["pid"].get<long long>());
     auto deadline = std::chrono::steady_clock::now() + timeout;
+    // Most programs are done at once: the first look soon, then less and less often.
+    std::chrono::milliseconds wait = std::min(poll, std::chrono::milliseconds(5));
     while (true) {
       auto status = pve.get(at + "/exec-status", {{"pid", pid}});
       if (!status) {
@@ -61,7 +64,8 @@ base::Runner agent_runner(Pve& pve, std::string node, std::uint32_t vmid,
                                                          std::to_string(timeout.count() / 1000) +
                                                          " s (agent pid " + pid + ")");
       }
-      std::this_thread::sleep_for(poll);
+      std::this_thread::sleep_for(wait);
+      wait = std::min(poll, wait * 2);
     }
   };
 }
