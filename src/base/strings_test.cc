@@ -12,8 +12,7 @@ TEST(LineDiff, EqualTextsHaveNone) { EXPECT_EQ(line_diff("a\nb\n", "a\nb\n"), Li
 TEST(LineDiff, ChangesWithContextAndGaps) {
   std::string before = "1\n2\n3\n4\n5\n6\n7\n8\n9\n";
   std::string after = "1\n2\nthree\n4\n5\n6\n7\n8\n9\nten\n";
-  EXPECT_EQ(line_diff(before, after, 1),
-            (Lines{" 2", "-3", "+three", " 4", "@@", " 9", "+ten"}));
+  EXPECT_EQ(line_diff(before, after, 1), (Lines{" 2", "-3", "+three", " 4", "@@", " 9", "+ten"}));
   EXPECT_EQ(line_diff("a\n", ""), (Lines{"-a"}));
   EXPECT_EQ(line_diff("", "a\nb"), (Lines{"+a", "+b"}));
 }

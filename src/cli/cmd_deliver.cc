@@ -179,24 +179,10 @@ int run_sync_certs(const GlobalOptions& g) {
   const model::StepCa& sc = e.platform.step_ca;
   if (!sc.url.present || !sc.provisioner_name.present || !sc.provisioner_password_file.present) {
     print_error(g,
-                "step_ca needs url, provisioner_name and provisioner_password_file (and "
-                "fingerprint) for Phoenix to issue certificates through step-ca's JWK provisioner");
+                "step_ca needs url, provisioner_name and provisioner_password_file for Phoenix to "
+                "issue certificates through step-ca's JWK provisioner");
     return kExitInvalid;
   }
-  auto resolve = [&](const std::string& path) {
-    return path.empty() || path.starts_with('/') ? path : e.paths.config_dir + "/" + path;
-  };
-  auto authority = ca::make_step_ca({.url = sc.url.value,
-                                     .fingerprint = sc.fingerprint.value,
-                                     .root_file = "",
-                                     .provisioner = sc.provisioner_name.value,
-                                     .password_file = resolve(sc.provisioner_password_file.value)});
-  if (!authority) {
-    print_error(g, authority.error().message());
-    return kExitInvalid;
-  }
-
-  // Every channel first: a guest Phoenix cannot reach is invalid input, and nothing changes.
   // Every guest that is not a template holds the root in its trust store; the channels first:
   // a guest Phoenix cannot reach is an error, and nothing changes.
   auto certs = deliver::certificate_deliveries(e, desired);
@@ -212,6 +198,18 @@ int run_sync_certs(const GlobalOptions& g) {
       return channel_exit(ch.error());
     }
     channels[guest.id] = *ch;
+  }
+
+  // The CA, trusted through step_ca.fingerprint or the root in its own guest.
+  const model::Guest* ca_guest = step_ca_guest(e);
+  auto ca_options = step_ca_options(
+      e, ca_guest && channels.contains(ca_guest->id) ? channels.at(ca_guest->id) : nullptr);
+  auto authority = ca_options ? ca::make_step_ca(*ca_options)
+                              : base::Result<std::unique_ptr<ca::CertificateAuthority>>(
+                                    std::unexpected(ca_options.error()));
+  if (!authority) {
+    print_error(g, authority.error().message());
+    return authority.error().kind() == base::ErrorKind::kTransient ? kExitPartial : kExitInvalid;
   }
 
   std::vector<Outcome> outcomes;

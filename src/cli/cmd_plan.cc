@@ -34,13 +34,14 @@ struct SwarmPlan {
 };
 
 // Every stack of the estate against the swarm: one list request per kind for all of them.
-base::Result<SwarmPlan> plan_swarm(const model::Estate& e, const std::set<compile::GuestId>& only) {
+base::Result<SwarmPlan> plan_swarm(const GlobalOptions& g, const model::Estate& e,
+                                   const std::set<compile::GuestId>& only) {
   const model::Guest* manager = swarm_manager(e);
   if (!manager) {
     return base::fail(base::ErrorKind::kInvalidInput,
                       "--swarm: no VM has \"swarm_role\": \"manager\"");
   }
-  auto engine = PHX_TRY(open_engine(e, *manager));
+  auto engine = PHX_TRY(open_engine(g, e, *manager));
   SwarmPlan out;
   out.endpoint = engine->describe();
   nlohmann::json info = PHX_TRY(engine->get("/info"));
@@ -238,7 +239,7 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
   }
   std::optional<SwarmPlan> swarm_plan;
   if (o.swarm) {
-    auto sp = plan_swarm(*loaded.estate, popts.only);
+    auto sp = plan_swarm(g, *loaded.estate, popts.only);
     if (!sp) {
       print_error(g, remote_error(sp.error()));
       return sp.error().retryable() ? kExitUnreachable : kExitInvalid;

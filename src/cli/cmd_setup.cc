@@ -3,6 +3,7 @@
 // checks (the recipes' and its own health_checks) polled until they pass. Guests go in
 // dependency order; a guest that fails stops only the guests that depend on it.
 
+#include <ctime>
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/engines.h"
 #include "cli/guest_setup.h"
+#include "deliver/targets.h"
 #include "features/recipe.h"
 #include "providers/ca/stepca.h"
 #include "render/render.h"
@@ -39,9 +41,9 @@ std::set<std::string> artifacts_needed(const std::map<model::GuestId, GuestSetup
   return out;
 }
 
-// The artifacts the recipes name, as far as Phoenix can make them: the rendered files, the
-// step-ca password from its file, the internal root from step-ca. What cannot be made is left
-// out with the reason, which a recipe that needs it fails with.
+// The artifacts the recipes name, as far as Phoenix can make them: the rendered files and the
+// step-ca password from its file. What cannot be made is left out with the reason, which a
+// recipe that needs it fails with.
 setup::Artifacts make_artifacts(const model::Estate& e, const compile::Desired& d,
                                 const std::set<std::string>& needed) {
   setup::Artifacts out;
@@ -66,25 +68,8 @@ setup::Artifacts make_artifacts(const model::Estate& e, const compile::Desired& 
       a["step_ca_password"] = *pw;
     }
   }
-  if (needed.contains("root_ca")) {
-    if (!sc.url.present || !sc.fingerprint.present) {
-      problems["root_ca"] = "step_ca.url and step_ca.fingerprint are needed to fetch it";
-    } else {
-      auto ca = ca::make_step_ca({.url = sc.url.value,
-                                  .fingerprint = sc.fingerprint.value,
-                                  .root_file = "",
-                                  .provisioner = sc.provisioner_name.value,
-                                  .password_file = sc.provisioner_password_file.present
-                                                       ? resolve(sc.provisioner_password_file.value)
-                                                       : ""});
-      auto root = ca ? (*ca)->root_pem() : base::Result<std::string>(std::unexpected(ca.error()));
-      if (root) {
-        a["root_ca"] = *root;
-      } else {
-        problems["root_ca"] = root.error().message();
-      }
-    }
-  }
+  // The internal root is fetched when a guest first needs it (GuestSetup::artifacts_now): the
+  // CA may be one of the guests being set up.
   return out;
 }
 
@@ -139,8 +124,16 @@ std::variant<std::unique_ptr<GuestSetup>, int> GuestSetup::prepare(
     s->open_[id] = *ch;
   }
   s->artifacts_ = make_artifacts(e, desired, artifacts_needed(s->work_));
-  if (auto it = s->artifacts_.files.find("root_ca"); it != s->artifacts_.files.end()) {
-    s->health_.ca_pem = it->second;
+  const model::Guest* ca_guest = step_ca_guest(e);
+  if (e.platform.step_ca.url.present && e.platform.step_ca.provisioner_password_file.present) {
+    for (auto& c : deliver::certificate_deliveries(e, desired)) {
+      if (!s->work_.contains(c.guest) || (ca_guest && c.guest == ca_guest->id)) continue;
+      c.delivery.reload.clear();  // the recipes start the services, after the files are there
+      s->certs_[c.guest].push_back(std::move(c.delivery));
+    }
+  }
+  if (ca_guest) {
+    if (auto ch = s->channels_.get(ca_guest->id)) s->ca_channel_ = *ch;
   }
   if (settings.health_scale > 0) s->health_.deadline_scale = settings.health_scale;
   s->prober_ = setup::curl_prober();
@@ -168,7 +161,16 @@ base::Result<void> GuestSetup::run(const model::Guest& guest) {
     if (err) return std::unexpected(*err);
     return {};
   };
-  PHX_TRY(keep(setup::apply_features(ch, w.plans, artifacts_, opt)));
+  // The internal root, when this guest's recipes or HTTPS checks need it.
+  bool need_root = artifacts_needed({{guest.id, w}}).contains("root_ca");
+  for (const features::HealthCheck& h : w.health) {
+    need_root |= h.kind == features::HealthCheck::Kind::kHttps;
+  }
+  setup::Artifacts artifacts = artifacts_now(need_root).first;
+  if (auto c = certs_.find(guest.id); c != certs_.end()) {
+    PHX_TRY(keep(deliver_certificates(ch, c->second, opt)));
+  }
+  PHX_TRY(keep(setup::apply_features(ch, w.plans, artifacts, opt)));
   if (guest.application_script && guest.application_script->exists) {
     auto content = base::read_file(guest.application_script->resolved);
     if (!content) return std::unexpected(content.error());
@@ -177,7 +179,66 @@ base::Result<void> GuestSetup::run(const model::Guest& guest) {
     PHX_TRY(keep(setup::run_application_script(ch, name, *content, opt)));
   }
   if (settings_.no_health || g_.dry_run || w.health.empty()) return {};
-  return keep(setup::wait_healthy(ch, w.health, *prober_, health_));
+  // Again: the CA's own guest has its root only now.
+  setup::HealthOptions health = artifacts_now(need_root).second;
+  return keep(setup::wait_healthy(ch, w.health, *prober_, health));
+}
+
+base::Result<ca::CertificateAuthority*> GuestSetup::authority() {
+  std::lock_guard lock(mu_);
+  if (!authority_) {
+    auto options = step_ca_options(estate_, ca_channel_);
+    if (!options) return std::unexpected(options.error());
+    auto made = ca::make_step_ca(*options);
+    if (!made) return std::unexpected(made.error());
+    authority_ = std::move(*made);
+  }
+  return authority_.get();
+}
+
+setup::Report GuestSetup::deliver_certificates(guest::GuestChannel& ch,
+                                               const std::vector<deliver::CertDelivery>& certs,
+                                               const setup::Options& opt) {
+  setup::Report out;
+  auto ca = authority();
+  if (!ca) {
+    out.error = std::move(ca).error().with_context("its certificates, before its features");
+    return out;
+  }
+  auto now = static_cast<std::int64_t>(std::time(nullptr));
+  for (const deliver::CertDelivery& d : certs) {
+    deliver::Report r = deliver::deliver_certificate(ch, **ca, d, now, {.dry_run = opt.dry_run});
+    for (const deliver::Step& step : r.steps) {
+      bool changed = r.changed && step.what != "keep" && step.what != "unchanged";
+      out.actions.push_back({"certificate", step.what, step.detail, changed});
+      if (changed && opt.progress) opt.progress("certificate: " + step.what + " " + step.detail);
+    }
+    out.changed |= r.changed;
+    if (r.error) {
+      out.error = *r.error;
+      return out;
+    }
+  }
+  return out;
+}
+
+std::pair<setup::Artifacts, setup::HealthOptions> GuestSetup::artifacts_now(bool need_root) {
+  std::lock_guard lock(mu_);
+  if (need_root && !artifacts_.files.contains("root_ca")) {
+    auto options = step_ca_options(estate_, ca_channel_);
+    auto ca = options ? ca::make_step_ca(*options)
+                      : base::Result<std::unique_ptr<ca::CertificateAuthority>>(
+                            std::unexpected(options.error()));
+    auto root = ca ? (*ca)->root_pem() : base::Result<std::string>(std::unexpected(ca.error()));
+    if (root) {
+      artifacts_.files["root_ca"] = *root;
+      artifacts_.unavailable.erase("root_ca");
+      health_.ca_pem = *root;
+    } else {
+      artifacts_.unavailable["root_ca"] = root.error().message();
+    }
+  }
+  return {artifacts_, health_};
 }
 
 bool GuestSetup::changed() const {

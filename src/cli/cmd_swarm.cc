@@ -55,7 +55,7 @@ int run_swarm(const GlobalOptions& g, const SwarmOptions& o) {
     print_error(g, "no VM has \"swarm_role\": \"manager\"; there is no swarm to manage");
     return kExitInvalid;
   }
-  auto manager = open_engine(e, *manager_vm);
+  auto manager = open_engine(g, e, *manager_vm);
   if (!manager) {
     print_error(g, manager.error().describe());
     return kExitInvalid;
@@ -80,7 +80,7 @@ int run_swarm(const GlobalOptions& g, const SwarmOptions& o) {
       print_error(g, vm->label() + " does not have \"swarm_role\": \"worker\"");
       return kExitInvalid;
     }
-    auto worker = open_engine(e, *vm);
+    auto worker = open_engine(g, e, *vm);
     if (!worker) {
       print_error(g, worker.error().describe());
       return kExitInvalid;
@@ -104,7 +104,7 @@ int run_swarm(const GlobalOptions& g, const SwarmOptions& o) {
       swarm::member_status(**manager, swarm_member(*manager_vm), true, cluster_id, nodes));
   for (const model::Guest& vm : e.guests) {
     if (!vm.is_vm() || vm.is_template.value || vm.swarm_role.value != "worker") continue;
-    auto engine = open_engine(e, vm);
+    auto engine = open_engine(g, e, vm);
     if (!engine) {
       swarm::MemberStatus s;
       s.label = vm.label();

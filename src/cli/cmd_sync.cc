@@ -37,7 +37,7 @@ int deploy(const GlobalOptions& g, const model::Estate& e,
     for (const std::string& w : spec->warnings) std::cerr << "phoenix: warning: " << w << '\n';
   }
 
-  auto engine = open_engine(e, *manager_vm);
+  auto engine = open_engine(g, e, *manager_vm);
   if (!engine) {
     print_error(g, engine.error().describe());
     return kExitInvalid;

@@ -163,12 +163,6 @@ std::string error_in(const json& doc) {
   return "";
 }
 
-std::string state_dir(const GlobalOptions& g) {
-  if (g.state_dir) return *g.state_dir;
-  if (const char* env = std::getenv("PHOENIX_STATE_DIR"); env && *env) return env;
-  return "/var/lib/phoenix";
-}
-
 std::string estate_key(const std::string& config_dir) {
   std::error_code ec;
   fs::path abs = fs::weakly_canonical(fs::absolute(config_dir), ec);

@@ -1,5 +1,6 @@
 #include "cli/context.h"
 
+#include <cstdlib>
 #include <iostream>
 
 #include "validate/validate.h"
@@ -88,6 +89,12 @@ void print_error(const GlobalOptions& g, const std::string& message) {
   } else {
     std::cerr << "phoenix: error: " << message << '\n';
   }
+}
+
+std::string state_dir(const GlobalOptions& g) {
+  if (g.state_dir) return *g.state_dir;
+  if (const char* env = std::getenv("PHOENIX_STATE_DIR"); env && *env) return env;
+  return "/var/lib/phoenix";
 }
 
 }  // namespace phoenix::cli

@@ -69,4 +69,8 @@ class JsonTo {
 // "phoenix: error: <message>" on stderr, or {"error": ...} on stdout under --output json.
 void print_error(const GlobalOptions& g, const std::string& message);
 
+// Where the journal, the lock and Phoenix's own files live: --state-dir, else
+// $PHOENIX_STATE_DIR, else /var/lib/phoenix.
+std::string state_dir(const GlobalOptions& g);
+
 }  // namespace phoenix::cli

@@ -2,18 +2,24 @@
 
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "base/fs.h"
 #include "base/strings.h"
 #include "cli/context.h"
 #include "compile/desired.h"
+#include "providers/ca/crypto.h"
 #include "providers/proxmox/agent.h"
 #include "providers/proxmox/client.h"
 
 namespace phoenix::cli {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -80,9 +86,64 @@ base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate,
   return e;
 }
 
-base::Result<std::unique_ptr<docker::Engine>> open_engine(const model::Estate& estate,
+base::Result<ClientIdentity> docker_client_identity(const GlobalOptions& g,
+                                                    const model::Estate& estate) {
+  static std::mutex mu;
+  static std::optional<ClientIdentity> made;
+  std::lock_guard lock(mu);
+  if (made) return *made;
+  const fs::path dir = fs::path(state_dir(g)) / "docker-client";
+  ClientIdentity id{(dir / "ca.pem").string(), (dir / "cert.pem").string(),
+                    (dir / "key.pem").string()};
+  // Kept while it has more than a third of its lifetime left, and its root is there.
+  if (auto pem = base::read_file(id.cert_file);
+      pem && fs::exists(id.key_file) && fs::exists(id.ca_file)) {
+    if (auto info = ca::read_certificate(*pem)) {
+      auto now = static_cast<std::int64_t>(std::time(nullptr));
+      if (now < info->not_before + (info->not_after - info->not_before) * 2 / 3) {
+        made = id;
+        return id;
+      }
+    }
+  }
+  const model::StepCa& sc = estate.platform.step_ca;
+  if (!sc.url.present || !sc.provisioner_password_file.present) {
+    return base::fail(base::ErrorKind::kInvalidInput,
+                      "the Docker engines want a client certificate: set docker_api.cert_file, "
+                      "key_file and ca_file, or step_ca (url, provisioner_name, "
+                      "provisioner_password_file) for Phoenix to have one issued");
+  }
+  GuestChannels channels(estate);
+  guest::GuestChannel* ca_channel = nullptr;
+  if (const model::Guest* guest = step_ca_guest(estate)) {
+    if (auto ch = channels.get(guest->id)) ca_channel = *ch;
+  }
+  auto options = PHX_TRY(step_ca_options(estate, ca_channel));
+  auto authority = PHX_TRY(ca::make_step_ca(options));
+  auto issued = PHX_TRY(authority->issue({.common_name = "phoenix", .sans = {"phoenix"}}));
+  auto root = PHX_TRY(authority->root_pem());
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  fs::permissions(dir, fs::perms::owner_all, ec);
+  constexpr auto kPrivate = fs::perms::owner_read | fs::perms::owner_write;
+  PHX_TRY(base::write_file_atomic(id.key_file, issued.key_pem, kPrivate));
+  PHX_TRY(base::write_file_atomic(id.cert_file, issued.cert_pem + issued.chain_pem, kPrivate));
+  PHX_TRY(base::write_file_atomic(id.ca_file, root, kPrivate));
+  made = id;
+  return id;
+}
+
+base::Result<std::unique_ptr<docker::Engine>> open_engine(const GlobalOptions& g,
+                                                          const model::Estate& estate,
                                                           const model::Guest& vm) {
   docker::Endpoint e = PHX_TRY(engine_endpoint(estate, vm));
+  if (e.url.starts_with("tcp://") && e.cert_file.empty() && e.key_file.empty()) {
+    auto id = docker_client_identity(g, estate);
+    if (!id) return std::unexpected(std::move(id).error().with_context(vm.label() + "'s engine"));
+    e.cert_file = id->cert_file;
+    e.key_file = id->key_file;
+    if (e.ca_file.empty()) e.ca_file = id->ca_file;
+  }
   auto transport = docker::make_engine_client(e);
   if (!transport) {
     return std::unexpected(std::move(transport).error().with_context(vm.label() + "'s engine"));
@@ -188,7 +249,8 @@ base::Result<guest::GuestChannel*> GuestChannels::get(model::GuestId id) {
     }
     proxmox::Pve& client = *pves_.emplace_back(std::move(*pve));
     ch = guest::exec_guest(proxmox::agent_runner(client, proxmox_node(e_), id),
-                           g->label() + " through its guest agent (" + client.describe() + ")");
+                           g->label() + " through its guest agent (" + client.describe() + ")",
+                           proxmox::kAgentInputLimit);
   }
   return (open_[id] = std::move(ch)).get();
 }
@@ -330,6 +392,45 @@ base::Result<swarm::StackSpec> stack_spec(const model::Estate& estate,
                       where + "stack " + deployment.stack + ": " + spec.error().message());
   }
   return spec;
+}
+
+const model::Guest* step_ca_guest(const model::Estate& estate) {
+  for (const model::Guest& guest : estate.guests) {
+    if (!guest.is_template.value && guest.has_feature("step_ca")) return &guest;
+  }
+  return nullptr;
+}
+
+base::Result<ca::StepCaOptions> step_ca_options(const model::Estate& e,
+                                                guest::GuestChannel* ca_channel) {
+  const model::StepCa& sc = e.platform.step_ca;
+  ca::StepCaOptions o;
+  o.url = sc.url.value;
+  o.fingerprint = sc.fingerprint.value;
+  o.provisioner = sc.provisioner_name.value;
+  if (sc.provisioner_password_file.present) {
+    const std::string& f = sc.provisioner_password_file.value;
+    o.password_file = f.starts_with('/') ? f : e.paths.config_dir + "/" + f;
+  }
+  if (!o.fingerprint.empty()) return o;
+  const model::Guest* guest = step_ca_guest(e);
+  constexpr const char* kRoot = "/etc/step-ca/certs/root_ca.crt";
+  if (!guest || !ca_channel) {
+    return base::fail(base::ErrorKind::kInvalidInput,
+                      "step-ca's TLS cannot be verified: set step_ca.fingerprint (the root's "
+                      "SHA-256, as `step certificate fingerprint root_ca.crt` prints it), or run "
+                      "the CA in a guest with the step_ca feature");
+  }
+  auto pem = ca_channel->read_file(kRoot);
+  if (!pem) {
+    return base::fail(base::ErrorKind::kTransient,
+                      "step-ca's root is not in " + guest->label() + " yet (" + kRoot + ": " +
+                          pem.error().message() +
+                          "): its step_ca feature initialises the CA, or set step_ca.fingerprint");
+  }
+  o.root_pem = std::move(*pem);
+  o.root_from = std::string(kRoot) + " in " + guest->label();
+  return o;
 }
 
 }  // namespace phoenix::cli

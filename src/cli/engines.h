@@ -15,6 +15,7 @@
 #include "cli/context.h"
 #include "compile/desired.h"
 #include "model/estate.h"
+#include "providers/ca/stepca.h"
 #include "providers/docker/api.h"
 #include "providers/docker/engine_client.h"
 #include "providers/guest/channel.h"
@@ -34,8 +35,21 @@ std::string remote_error(const base::Error& error);
 
 base::Result<docker::Endpoint> engine_endpoint(const model::Estate& estate, const model::Guest& vm);
 
-base::Result<std::unique_ptr<docker::Engine>> open_engine(const model::Estate& estate,
+// The engine of `vm`. Over TCP without TLS files of its own (docker_api), Phoenix presents its own
+// client certificate (docker_client_identity).
+base::Result<std::unique_ptr<docker::Engine>> open_engine(const GlobalOptions& g,
+                                                          const model::Estate& estate,
                                                           const model::Guest& vm);
+
+// Phoenix's own client certificate for the engines' mutual TLS (the docker_proxy feature trusts
+// the internal root only): issued by step-ca, as the estate's certificates are, for the name
+// "phoenix", kept in <state dir>/docker-client/ (cert.pem, key.pem 0600, ca.pem: the internal
+// root) and renewed past two thirds of its lifetime. Made once per process.
+struct ClientIdentity {
+  std::string ca_file, cert_file, key_file;
+};
+base::Result<ClientIdentity> docker_client_identity(const GlobalOptions& g,
+                                                    const model::Estate& estate);
 
 const model::Guest* swarm_manager(const model::Estate& estate);
 
@@ -73,6 +87,16 @@ class GuestChannels {
   std::vector<std::unique_ptr<proxmox::Pve>> pves_;
   std::map<model::GuestId, std::unique_ptr<guest::GuestChannel>> open_;
 };
+
+// How Phoenix reaches step-ca (step_ca: url, provisioner, password file relative to the
+// configuration directory) and how it trusts it: step_ca.fingerprint pins the root; without it
+// the root is read from the CA's own guest (the one with the step_ca feature,
+// /etc/step-ca/certs/root_ca.crt) through `ca_channel`, so trust rests on the node as pct exec's
+// does. With neither, the error says what to set.
+base::Result<ca::StepCaOptions> step_ca_options(const model::Estate& estate,
+                                                guest::GuestChannel* ca_channel);
+// The guest that runs the CA (the step_ca feature), if any.
+const model::Guest* step_ca_guest(const model::Estate& estate);
 
 // The VM defaults, with the cloud-init SSH key read from users.ssh_public_key_file when
 // `need_key` (some VM is to be configured).

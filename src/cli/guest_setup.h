@@ -14,6 +14,7 @@
 
 #include "cli/context.h"
 #include "cli/engines.h"
+#include "deliver/deliver.h"
 #include "features/recipe.h"
 #include "setup/setup.h"
 
@@ -45,14 +46,29 @@ class GuestSetup {
 
  private:
   GuestSetup(const GlobalOptions& g, const model::Estate& e, const SetupSettings& settings)
-      : g_(g), settings_(settings), channels_(e) {}
+      : g_(g), estate_(e), settings_(settings), channels_(e) {}
+
+  // The artifacts and health options for one guest's run, the internal root fetched first when
+  // it is needed and not had yet (the CA may have been set up by an earlier guest's run).
+  std::pair<setup::Artifacts, setup::HealthOptions> artifacts_now(bool need_root);
+  // step-ca, made on first use (its root may come from a guest set up earlier in this run).
+  base::Result<ca::CertificateAuthority*> authority();
+  // The guest's own certificates (cert, chain, key), issued or kept before its features run, so
+  // that the services the recipes start find them (a docker_proxy engine, the gateway's site).
+  setup::Report deliver_certificates(guest::GuestChannel& ch,
+                                     const std::vector<deliver::CertDelivery>& certs,
+                                     const setup::Options& opt);
 
   const GlobalOptions& g_;
+  const model::Estate& estate_;
   SetupSettings settings_;
   GuestChannels channels_;
   std::map<model::GuestId, Work> work_;
   std::map<model::GuestId, guest::GuestChannel*> open_;
   setup::Artifacts artifacts_;
+  guest::GuestChannel* ca_channel_ = nullptr;  // the CA's guest, where its root is read
+  std::map<model::GuestId, std::vector<deliver::CertDelivery>> certs_;
+  std::unique_ptr<ca::CertificateAuthority> authority_;
   setup::HealthOptions health_;
   std::unique_ptr<setup::Prober> prober_;
   mutable std::mutex mu_;

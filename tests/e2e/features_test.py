@@ -17,7 +17,7 @@ caches: step-ca and step (scripts/build-step-ca.sh, PHOENIX_STEP_CA), traefik
      the root it made, as an operator would, and set in step_ca.
   2. `sync guests 101 102 103 120`: base_setup, trusted_ca (the root fetched from the guest's
      own step-ca over TLS pinned by that fingerprint, into the trust store), step_cli
-     (bootstrapped against that CA), nginx_gateway, traefik, 101's application script; every health check passes: the recipes' (nginx -t, Traefik's
+     (configured against that CA with its root), nginx_gateway, traefik, 101's application script; every health check passes: the recipes' (nginx -t, Traefik's
      ping, step-ca's /health with its root) and 103's own HTTPS check from Phoenix to
      https://10.0.0.10:9000/health with the internal root as the only trust anchor.
      A fourth guest, LXC 120, runs Docker (docker, docker_proxy) in a container that allows it:
@@ -43,7 +43,7 @@ import tempfile
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "lab"))
 import lxc_guest  # noqa: E402
 
 SKIP = 77
@@ -263,7 +263,7 @@ os.execvp(prefix[0], prefix + sys.argv[4:])
               any("step-ca answers" in a["detail"] for a in health),
               "health checks: " + "; ".join(a["detail"] for a in health))
         check(sum("step knows the CA" in a["detail"] for a in health) == 2,
-              "step_cli: step bootstrapped against the guest CA in 101 and 102 (`step ca health`)")
+              "step_cli: step configured against the guest CA in 101 and 102 (`step ca health`)")
         check(inside("101", "systemctl", "is-active", "nginx").stdout.strip() == "active" and
               inside("102", "curl", "-fsS", "http://localhost:8080/ping").stdout == "OK",
               "nginx runs in 101; Traefik answers its ping in 102")

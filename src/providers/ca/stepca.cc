@@ -258,7 +258,7 @@ base::Result<std::unique_ptr<CertificateAuthority>> make_step_ca(StepCaOptions o
                "\" is not an https:// URL such as https://ca.internal.example.lan:9000");
   }
   if (o.provisioner.empty()) return bad("step_ca.provisioner_name is not set");
-  if (o.fingerprint.empty() && o.root_file.empty()) {
+  if (o.fingerprint.empty() && o.root_file.empty() && o.root_pem.empty()) {
     return bad(
         "step-ca's TLS cannot be verified: set step_ca.fingerprint (the root's SHA-256, as "
         "`step certificate fingerprint root_ca.crt` prints it)");
@@ -269,18 +269,24 @@ base::Result<std::unique_ptr<CertificateAuthority>> make_step_ca(StepCaOptions o
     o.fingerprint = *fp;
   }
   std::string root_pem;
-  if (!o.root_file.empty()) {
-    auto pem = base::read_file(o.root_file);
-    if (!pem) {
-      return std::unexpected(std::move(pem).error().with_context("reading step-ca's root"));
+  if (!o.root_file.empty() || !o.root_pem.empty()) {
+    std::string pem = o.root_pem;
+    std::string from = o.root_from;
+    if (!o.root_file.empty()) {
+      auto read = base::read_file(o.root_file);
+      if (!read) {
+        return std::unexpected(std::move(read).error().with_context("reading step-ca's root"));
+      }
+      pem = std::move(*read);
+      from = o.root_file;
     }
-    auto info = read_certificate(*pem);
-    if (!info) return bad("step-ca's root " + o.root_file + " is not a PEM certificate");
+    auto info = read_certificate(pem);
+    if (!info) return bad("step-ca's root " + from + " is not a PEM certificate");
     if (!o.fingerprint.empty() && info->sha256_hex != o.fingerprint) {
-      return bad("step-ca's root " + o.root_file + " has fingerprint " + info->sha256_hex +
+      return bad("step-ca's root " + from + " has fingerprint " + info->sha256_hex +
                  ", not step_ca.fingerprint");
     }
-    root_pem = split_pem_certificates(*pem).front();
+    root_pem = split_pem_certificates(pem).front();
   }
   if (o.password_file.empty()) {
     return bad(

@@ -21,6 +21,10 @@ struct StepCaOptions {
   // `step ca bootstrap` does. With both, the file must match the fingerprint.
   std::string fingerprint;
   std::string root_file;
+  // The root itself, as text, when it was read elsewhere (from the CA's own guest, say); the
+  // same checks as a root_file's. root_from names where it came from, for errors.
+  std::string root_pem;
+  std::string root_from = "the given root";
   std::string provisioner;  // the JWK provisioner's name
   // The provisioner's password, alone in the file (a trailing newline is ignored); the file must
   // be mode 0600 or stricter.
