@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the root filesystem of the lab's LXC guests (DESIGN.md §5): Debian 12 (bookworm) made by
-# debootstrap, never pulled from a registry, with systemd as PID 1. tests/tools/lxc_guest.py
+# debootstrap, never pulled from a registry, with systemd as PID 1. tools/lab/lxc_guest.py
 # starts real LXC system containers on copies of it. Everything goes to a cache outside the
 # repository:
 #   ${PHOENIX_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/phoenix}/guest-rootfs-<tag>/rootfs
@@ -12,7 +12,7 @@
 # Idempotent: when the cache is there, nothing is built (and apt is only consulted when lxc or
 # debootstrap is missing on the host). Prints the root filesystem's path on its last line;
 # progress goes to stderr:
-#   rootfs="$(scripts/guest-rootfs.sh)" && tests/tools/lxc_guest.py selftest "$rootfs"
+#   rootfs="$(scripts/guest-rootfs.sh)" && tools/lab/lxc_guest.py selftest "$rootfs"
 # Needs root (debootstrap, chroot, mount namespaces).
 set -euo pipefail
 
@@ -129,7 +129,7 @@ if [ "$kept" -eq 0 ]; then
   exit 1
 fi
 # Nothing host-specific in the shared tree: each guest writes its own machine-id, hostname and
-# /etc/hosts line (tests/tools/lxc_guest.py). The guests have no DNS (no network at all).
+# /etc/hosts line (tools/lab/lxc_guest.py). The guests have no DNS (no network at all).
 : >"$root/etc/resolv.conf"
 chmod 644 "$root/etc/resolv.conf"
 echo "localhost" >"$root/etc/hostname"

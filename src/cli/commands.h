@@ -69,6 +69,10 @@ struct HistoryOptions {
 // The journal's runs, newest first.
 int run_history(const GlobalOptions& g, const HistoryOptions& o);
 
+// `phoenix lab up|down|status|run ...`: the lab's driver (tools/lab/phoenix_lab.py) with these
+// arguments, told where this phoenix and its pve-sim are. Returns only when it cannot be run.
+int run_lab(const GlobalOptions& g, const std::vector<std::string>& args);
+
 struct SyncGuestsOptions {
   std::vector<std::string> ids;  // empty: every guest that is not a template
   SetupSettings setup;

@@ -149,6 +149,12 @@ int run(int argc, char** argv) {
       "firewall", "reconcile the cluster's and every existing guest's firewall rule by rule");
 
   phoenix::cli::CreateOptions create_opts;
+  std::vector<std::string> lab_args;
+  auto* lab = app.add_subcommand(
+      "lab", "the whole platform on this machine: lab up|down|status, lab run COMMAND...");
+  lab->prefix_command();
+  lab->fallthrough(false);
+
   auto* create = app.add_subcommand(
       "create", "bring guests and what they depend on to the estate, in order (-j in parallel)");
   create->add_option("ids", create_opts.ids, "the guests")->required();
@@ -189,6 +195,7 @@ int run(int argc, char** argv) {
   g.output = output == "json" ? OutputFormat::kJson : OutputFormat::kText;
   g.colour = isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr;
 
+  if (*lab) return phoenix::cli::run_lab(g, lab->remaining());
   if (*validate) return phoenix::cli::run_validate(g);
   if (*render) return phoenix::cli::run_render(g, render_opts);
   if (*plan) return phoenix::cli::run_plan(g, plan_opts);

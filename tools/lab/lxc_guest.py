@@ -184,7 +184,7 @@ class Guest:
     or in a later cleanup()) finds everything even after a failed start."""
 
     def __init__(self, rootfs_cache, name_prefix="phx", *, base_dir=None, docker=False,
-                 copy=None, boot_deadline_s=120, stop_deadline_s=60):
+                 copy=None, boot_deadline_s=120, stop_deadline_s=60, hostname=None):
         if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", name_prefix):
             raise GuestError(f"prefix '{name_prefix}': use 1 to 16 lower-case letters and digits, "
                              "starting with a letter")
@@ -209,6 +209,7 @@ class Guest:
             "owner_start": _start_time(os.getpid()),
             "log": os.path.join(directory, "lxc.log"),
             "console_log": os.path.join(directory, "console.log"),
+            "hostname": hostname or name,
         }
         self._stopped = False
         self._creator_pid = os.getpid()
@@ -354,7 +355,7 @@ class Guest:
         """What must differ from guest to guest: hostname, /etc/hosts, machine-id."""
         etc = os.path.join(self.rootfs_path(), "etc")
         for rel, text, mode in (
-                ("hostname", f"{self.name}\n", 0o644),
+                ("hostname", f"{self.state.get('hostname', self.name)}\n", 0o644),
                 ("machine-id", secrets.token_hex(16) + "\n", 0o444)):
             path = os.path.join(etc, rel)
             with contextlib.suppress(FileNotFoundError):
@@ -371,18 +372,18 @@ class Guest:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(hosts)
         with open(hosts, "w") as f:
-            f.write(lines + f"127.0.1.1\t{self.name}\n")
+            f.write(lines + f"127.0.1.1\t{self.state.get('hostname', self.name)}\n")
 
     def _write_config(self):
         d = self.dir
         lines = [
-            "# Written by tests/tools/lxc_guest.py",
+            "# Written by tools/lab/lxc_guest.py",
             # Debian's defaults for a privileged container, as Proxmox's: capabilities dropped
             # (sys_module, sys_time, sys_rawio, mac_*), the devices cgroup's allow list,
             # proc:mixed sys:mixed cgroup:mixed (the container's own cgroups writable, which
             # systemd needs), the seccomp filter, /dev/pts and 4 ttys.
             f"lxc.include = {LXC_COMMON}",
-            f"lxc.uts.name = {self.name}",
+            f"lxc.uts.name = {self.state.get('hostname', self.name)}",
             f"lxc.rootfs.path = dir:{self.rootfs_path()}",
             "lxc.init.cmd = /sbin/init",
             # Loopback only: tests must not reach beyond loopback and the namespaces they make.
