@@ -39,10 +39,15 @@ struct Paths {
   static constexpr const char* kTraefikDynamic = "/etc/traefik/dynamic/dynamic_conf.yml";
   static constexpr const char* kTraefikCertDir = "/etc/traefik/certs";
   static constexpr const char* kNginxSite = "/etc/nginx/sites-available/phoenix-gateway";
+  // Debian's nginx.conf includes sites-enabled/*: the site is enabled by a link there.
+  static constexpr const char* kNginxSiteEnabled = "/etc/nginx/sites-enabled/phoenix-gateway";
   static constexpr const char* kNginxCertDir = "/etc/nginx/ssl";
   static constexpr const char* kVllmUnit = "/etc/systemd/system/vllm.service";
   static constexpr const char* kVllmCertDir = "/etc/vllm/ssl";
   static constexpr const char* kRootCaName = "phoenix_root_ca.crt";
+  // Traefik's client certificate for the manager's Docker API (its Swarm provider), in
+  // kTraefikCertDir as <this>.crt and <this>.key.
+  static constexpr const char* kTraefikDockerClient = "docker-client";
   static constexpr const char* kDnsRecords = "/etc/dnsmasq.d/00-phoenix-internal.conf";
 };
 

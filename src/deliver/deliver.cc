@@ -121,6 +121,16 @@ class Delivery {
     return true;
   }
 
+  // Makes `path` a link to `target` unless it is one; true when it was (or would be) made.
+  base::Result<bool> link(const std::string& path, const std::string& target) {
+    bool made = PHX_TRY(ch_.link(path, target, options_.dry_run));
+    if (made) {
+      report_.changed = true;
+      step("link", path + " -> " + target);
+    }
+    return made;
+  }
+
   // Runs `argv`; nullopt when it succeeds, else what went wrong ("`x` exited with 1: ...").
   std::optional<std::string> run(const Argv& argv) {
     std::string shown = display(argv);
@@ -298,13 +308,20 @@ Report deliver_trust(guest::GuestChannel& guest, std::string_view root_pem, cons
 }
 
 Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
-                         std::string_view root_pem, const Options& options) {
+                         std::string_view root_pem, const Argv& restart, const Options& options) {
   Delivery d(guest, options, "root");
   File root{path, std::string(root_pem), {"root", "root", 0644}};
   auto previous = d.current(root.path);
   if (!previous) return d.fail(previous.error(), "reading " + root.path);
   auto wrote = d.put(root, *previous, "the internal root CA");
   if (!wrote) return d.fail(wrote.error(), "writing " + root.path);
+  if (*wrote && !restart.empty()) {
+    if (auto failed = d.run(restart)) {
+      return d.fail(ErrorKind::kInternal, "the internal root is in " + root.path +
+                                              ", but restarting its reader failed: " + *failed +
+                                              ". Fix that, then run `phoenix sync certs` again");
+    }
+  }
   return d.done();
 }
 
@@ -386,7 +403,19 @@ Report deliver_gateway(guest::GuestChannel& guest, const GatewayDelivery& gatewa
   if (!previous) return d.fail(previous.error(), "reading " + site.path);
   auto wrote = d.put(site, *previous, bytes_detail(*previous, site.content));
   if (!wrote) return d.fail(wrote.error(), "writing " + site.path);
-  if (!*wrote) return d.done();
+  bool link = false;  // the site's link is (or, in a dry run, would be) made in this run
+  if (!gateway.enabled.empty()) {
+    auto made = d.link(gateway.enabled, site.path);
+    if (!made) {
+      std::string message = "enabling the gateway site failed: " + made.error().message() + "; ";
+      message += d.restore(site, *previous, "site").text;
+      message += ". Check " + gateway.enabled + "'s directory in the gateway guest";
+      return d.fail(ErrorKind::kInternal, std::move(message));
+    }
+    link = *made;
+  }
+  if (!*wrote && !link) return d.done();
+  const File link_file{gateway.enabled, {}, {}};
 
   if (auto failed = d.run(gateway.test)) {
     // Name the files the site needs that are not there: the usual cause.
@@ -398,6 +427,7 @@ Report deliver_gateway(guest::GuestChannel& guest, const GatewayDelivery& gatewa
     std::string message = "the new gateway site failed its test: " + *failed + "; ";
     for (const std::string& path : missing) message += path + " is not in the guest; ";
     message += d.restore(site, *previous, "site").text;
+    if (link) message += "; " + d.restore(link_file, std::nullopt, "link").text;
     message += ", and nginx, not reloaded, keeps serving the configuration it has. ";
     message += missing.empty()
                    ? "Fix what the test reports (or nginx_gateway.test), then run `phoenix sync "
@@ -408,6 +438,7 @@ Report deliver_gateway(guest::GuestChannel& guest, const GatewayDelivery& gatewa
   }
   if (auto failed = d.run(gateway.reload)) {
     std::string message = "reloading nginx failed: " + *failed + "; ";
+    if (link) message += d.restore(link_file, std::nullopt, "link").text + "; ";
     message +=
         d.roll_back(site, *previous, "site", gateway.reload, "nginx", "reloading", "reloaded");
     message +=

@@ -70,6 +70,8 @@ struct TraefikDelivery {
 // The gateway's Nginx site, the test run before every reload, and the reload.
 struct GatewayDelivery {
   File site;
+  // The symbolic link to the site that enables it (empty: none), made when it is missing.
+  std::string enabled;
   Argv test;
   Argv reload;
   // Files in the guest the site reads (its certificate and key): named in the error when the
@@ -90,8 +92,9 @@ Report deliver_dns(guest::GuestChannel& host, const DnsDelivery& dns, const Opti
 Report deliver_traefik(guest::GuestChannel& guest, const TraefikDelivery& traefik,
                        const Options& options = {});
 
-// Writes the site when it differs, runs `test`, then `reload`. When the test fails, the previous
-// site is restored and nothing is reloaded: nginx keeps serving the configuration it has. When
+// Writes the site when it differs and enables it when its link is missing, runs `test`, then
+// `reload`. When the test fails, the previous site is restored (a link made now removed) and
+// nothing is reloaded: nginx keeps serving the configuration it has. When
 // the reload fails, the previous site is restored and `reload` runs once more.
 Report deliver_gateway(guest::GuestChannel& guest, const GatewayDelivery& gateway,
                        const Options& options = {});
@@ -123,10 +126,12 @@ Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority&
 // phoenix-root.crt), then `update` (default update-ca-certificates), only when it changed.
 Report deliver_trust(guest::GuestChannel& guest, std::string_view root_pem, const Argv& update,
                      const Options& options = {});
-// The internal root where a service reads it by path (Traefik's serversTransport rootCAs), when
-// it differs; nothing is run: Traefik reads it when it next connects to a backend.
+// The internal root where a service reads it by path (Traefik's serversTransport rootCAs and
+// Swarm provider), when it differs, then `restart` (Traefik reads those files only when it loads
+// its configuration; nothing when empty).
 Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
-                         std::string_view root_pem, const Options& options = {});
+                         std::string_view root_pem, const Argv& restart = {},
+                         const Options& options = {});
 inline constexpr const char* kTrustedRootPath = "/usr/local/share/ca-certificates/phoenix-root.crt";
 
 // An argument vector for people: words joined by spaces, a word with spaces or quotes in

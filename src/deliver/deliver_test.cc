@@ -305,6 +305,41 @@ TEST(DeliverGateway, AFailedReloadRestoresTheSiteAndReloadsIt) {
             "gateway guest, then run `phoenix sync gateways` again");
 }
 
+TEST(DeliverGateway, EnablesTheSiteWhenItsLinkIsMissing) {
+  FakeGuest g;
+  g.files[kSite] = "server {}\n";
+  GatewayDelivery d = gateway("server {}\n");
+  d.enabled = "/etc/nginx/sites-enabled/phoenix-gateway";
+  Report r = deliver_gateway(g, d);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.changed);
+  EXPECT_EQ(whats(r), (Strings{"unchanged", "link", "run", "run"}));
+  ASSERT_EQ(g.runs.size(), 3u);
+  EXPECT_EQ(g.runs[0][0], "sh");
+  EXPECT_EQ(g.runs[0].back(), "make");
+  g.answers["sh"] = {{3, ""}};  // the link is there now
+  Report again = deliver_gateway(g, d);
+  EXPECT_FALSE(again.changed);
+  EXPECT_EQ(g.runs.size(), 4u);
+}
+
+TEST(DeliverGateway, TheLinkOfALocalGuestIsMadeBelowItsRootOnce) {
+  TempDir tmp;
+  auto channel = guest::local_guest(tmp.path.string());
+  GatewayDelivery d = gateway("server {}\n");
+  d.enabled = "/etc/nginx/sites-enabled/phoenix-gateway";
+  d.test = {"true"};
+  d.reload = {"true"};
+  d.needs.clear();
+  Report r = deliver_gateway(*channel, d);
+  ASSERT_TRUE(r.ok()) << r.error->message();
+  const fs::path link = tmp.path / "etc/nginx/sites-enabled/phoenix-gateway";
+  ASSERT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(fs::read_symlink(link), fs::path(kSite));
+  Report again = deliver_gateway(*channel, d);
+  EXPECT_FALSE(again.changed);
+}
+
 TEST(DeliverGateway, DryRunWritesAndRunsNothing) {
   FakeGuest g;
   Report r = deliver_gateway(g, gateway("server {}\n"), {.dry_run = true});

@@ -50,6 +50,7 @@ std::optional<GuestDelivery<GatewayDelivery>> gateway_delivery(const model::Esta
   out.guest = g.guest;
   out.delivery.site.path = compile::Paths::kNginxSite;
   out.delivery.site.content = render::render_nginx_site(g);
+  out.delivery.enabled = compile::Paths::kNginxSiteEnabled;
   const model::NginxGatewaySettings& settings = estate.platform.nginx_gateway;
   out.delivery.test = argv_or(settings.test, default_gateway_test());
   out.delivery.reload = argv_or(settings.reload, default_gateway_reload());

@@ -40,6 +40,11 @@ class GuestChannel {
   virtual base::Result<base::ProcessResult> run(const std::vector<std::string>& argv,
                                                 std::string_view input = {}) = 0;
   virtual std::string describe() const = 0;  // "LXC 101 through pct", "local /tmp/lab/101"
+  // Makes `path` a symbolic link to `target` unless it already is one; true when it was (or,
+  // with `check_only`, would be) made. By default a fixed sh script run in the guest, the paths
+  // as its arguments.
+  virtual base::Result<bool> link(const std::string& path, const std::string& target,
+                                  bool check_only = false);
 };
 
 // Files below `root` (a path in the guest, "/etc/x", is `root`/etc/x); commands run here as

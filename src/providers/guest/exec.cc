@@ -147,7 +147,24 @@ class ExecGuest final : public GuestChannel {
   std::size_t max_input_;
 };
 
+// $1 path, $2 target, $3 "check" or "make": exit 3 when $1 already links to $2; else 0 once it
+// does (or, checking, would be made).
+constexpr const char* kLinkScript =
+    "[ -L \"$1\" ] && [ \"$(readlink -- \"$1\")\" = \"$2\" ] && exit 3; "
+    "[ \"$3\" = check ] && exit 0; "
+    "mkdir -p -- \"$(dirname -- \"$1\")\" && ln -sfn -- \"$2\" \"$1\"";
+
 }  // namespace
+
+base::Result<bool> GuestChannel::link(const std::string& path, const std::string& target,
+                                      bool check_only) {
+  auto r =
+      PHX_TRY(run({"sh", "-c", kLinkScript, "sh", path, target, check_only ? "check" : "make"}));
+  if (r.exit_code == 3) return false;
+  if (r.ok()) return true;
+  return base::fail(base::ErrorKind::kInternal,
+                    "cannot link " + path + " to " + target + " in " + describe() + ": " + r.err);
+}
 
 std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description,
                                          std::size_t max_input) {

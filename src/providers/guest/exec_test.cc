@@ -64,6 +64,21 @@ TEST(ExecGuest, WritesLargeFilesInPiecesUnderTheInputLimit) {
   EXPECT_FALSE(fs::exists(file.string() + ".phoenix-tmp"));
 }
 
+// A link is made by the channel's script once: checking first makes nothing, a second call
+// finds it there, and a link to elsewhere is mended.
+TEST(ExecGuest, MakesALinkOnce) {
+  TempDir dir;
+  auto guest = exec_guest(base::local_runner(), "local sh");
+  const std::string link = (dir.path() / "sites enabled/site").string();
+  EXPECT_EQ(guest->link(link, "/etc/site's target", true).value(), true);
+  EXPECT_FALSE(fs::is_symlink(link));
+  EXPECT_EQ(guest->link(link, "/etc/site's target").value(), true);
+  EXPECT_EQ(fs::read_symlink(link), fs::path("/etc/site's target"));
+  EXPECT_EQ(guest->link(link, "/etc/site's target").value(), false);
+  EXPECT_EQ(guest->link(link, "/elsewhere").value(), true);
+  EXPECT_EQ(fs::read_symlink(link), fs::path("/elsewhere"));
+}
+
 // The files of an exec channel are real files handled by its scripts, here run by the local
 // runner: a path with spaces and quotes, content that looks like shell, a key's mode.
 TEST(ExecGuest, ReadsWritesAndRemovesFilesThroughCommands) {

@@ -64,6 +64,24 @@ class LocalGuest final : public GuestChannel {
 
   std::string describe() const override { return "local " + root_; }
 
+  // The link is made below the root, its target as given (a path in the guest).
+  base::Result<bool> link(const std::string& path, const std::string& target,
+                          bool check_only) override {
+    std::error_code ec;
+    if (fs::is_symlink(at(path), ec) && fs::read_symlink(at(path), ec) == fs::path(target)) {
+      return false;
+    }
+    if (check_only) return true;
+    fs::create_directories(at(path).parent_path(), ec);
+    fs::remove(at(path), ec);
+    fs::create_symlink(target, at(path), ec);
+    if (ec) {
+      return base::fail(base::ErrorKind::kPermission,
+                        "cannot link " + at(path).string() + " to " + target + ": " + ec.message());
+    }
+    return true;
+  }
+
  private:
   fs::path at(const std::string& path) const {
     return fs::path(root_) / fs::path(path).relative_path();
