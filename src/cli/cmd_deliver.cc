@@ -228,7 +228,9 @@ int run_sync_certs(const GlobalOptions& g) {
         std::string(compile::Paths::kTraefikCertDir) + "/" + compile::Paths::kRootCaName;
     deliver::Report r;
     if (root) {
-      r = deliver::deliver_root_file(*channels.at(desired.traefik->guest), path, *root, options);
+      r = deliver::deliver_root_file(*channels.at(desired.traefik->guest), path, *root,
+                                     deliver::traefik_delivery(e, desired)->delivery.restart,
+                                     options);
     } else {
       r.name = "root";
       r.error = root.error();

@@ -377,6 +377,21 @@ class Compiler {
       c.sans.erase(std::unique(c.sans.begin(), c.sans.end()), c.sans.end());
       d_.certificates.push_back(std::move(c));
     }
+    // Traefik's client certificate for the manager's Docker API, which its Swarm provider
+    // reads over mutual TLS.
+    if (d_.traefik && d_.traefik->swarm_endpoint) {
+      const Guest& t = *e_.guest(d_.traefik->guest);
+      Certificate c;
+      c.name = cert_name(t) + "-" + Paths::kTraefikDockerClient;
+      c.guest = t.id;
+      c.common_name = host_of(t.name.value);
+      c.sans = {c.common_name};
+      const std::string base =
+          std::string(Paths::kTraefikCertDir) + "/" + Paths::kTraefikDockerClient;
+      c.cert_path = base + ".crt";
+      c.key_path = base + ".key";
+      d_.certificates.push_back(std::move(c));
+    }
     // certificates.extra, as written (validation has checked the names and guests).
     for (const auto& x : e_.platform.certificates.extra) {
       if (!x.guest || !e_.guest(x.guest->id) || x.name.value.empty()) continue;

@@ -42,14 +42,15 @@ std::string render_traefik_static(const Desired& d) {
       obj({{"file",
             obj({{"directory", str(Paths::kTraefikDynamicDir)}, {"watch", Node::boolean(true)}})}});
   if (d.traefik && d.traefik->swarm_endpoint) {
-    std::string certs = Paths::kTraefikCertDir;
+    const std::string client =
+        std::string(Paths::kTraefikCertDir) + "/" + Paths::kTraefikDockerClient;
     providers.set("swarm", obj({{"endpoint", str(*d.traefik->swarm_endpoint)},
                                 {"exposedByDefault", Node::boolean(false)},
                                 {"network", str(compile::kTraefikNetwork)},
                                 {"watch", Node::boolean(true)},
                                 {"tls", obj({{"ca", str(root_ca_path())},
-                                             {"cert", str(certs + "/docker-client.crt")},
-                                             {"key", str(certs + "/docker-client.key")}})}}));
+                                             {"cert", str(client + ".crt")},
+                                             {"key", str(client + ".key")}})}}));
   }
   Node root = obj({
       {"global", obj({{"checkNewVersion", Node::boolean(false)},
