@@ -267,8 +267,11 @@ void Simulator::register_guest_routes(const std::string& type) {
                                          const std::string& task_type, Check check, Work work,
                                          std::function<void()> on_failure = {}) -> ApiResponse {
     if (auto r = wrong_node(req)) return *r;
-    inject_lock(vmid);
+    bool phantom = inject_lock(vmid);
     if (!locks_.try_acquire(vmid, opts_.lock_wait)) {
+      // The phantom that made this call fail ends with it, so that whether the next call finds
+      // the lock held depends on the seed alone, not on how quickly it comes.
+      if (phantom) locks_.drop_hold(vmid);
       return ApiResponse::error(500, lock_timeout_message(type, vmid));
     }
     if (auto r = check()) {

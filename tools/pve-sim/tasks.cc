@@ -44,6 +44,16 @@ bool LockTable::hold_for(int vmid, std::chrono::milliseconds hold) {
   return true;
 }
 
+void LockTable::drop_hold(int vmid) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = held_.find(vmid);
+    if (it == held_.end() || !it->second) return;
+    held_.erase(it);
+  }
+  cv_.notify_all();
+}
+
 void LockTable::expire(int vmid, Clock::time_point now) {
   auto it = held_.find(vmid);
   if (it != held_.end() && it->second && *it->second <= now) held_.erase(it);

@@ -29,6 +29,8 @@ class LockTable {
   // Takes the lock of `vmid` for `hold` on behalf of nobody (another client's task, as far as
   // callers can tell); it frees itself when the time is up. False when the lock is held already.
   bool hold_for(int vmid, std::chrono::milliseconds hold);
+  // Ends such a hold early (nothing when the lock is a real holder's or free).
+  void drop_hold(int vmid);
 
  private:
   // Drops the entry of `vmid` when it is a hold whose time is up.
