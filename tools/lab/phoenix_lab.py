@@ -206,7 +206,7 @@ def write_secret(path, value):
 
 def make_estate(directory, source, tools, fingerprint):
     """The lab's estate: a copy of `source` pointed at the lab. Returns (etc dir, node address,
-    the guests left out with why)."""
+    the guests left out with why, the features added to VMs)."""
     estate = os.path.join(directory, "estate")
     if not os.path.isdir(os.path.join(source, "etc")):
         raise LabError(f"{source}: not an estate (no etc/ with the configuration files)")
@@ -280,9 +280,7 @@ def make_estate(directory, source, tools, fingerprint):
         with open(pub, "w") as f:
             f.write("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPhoenixLabKeyNotForLoginXXXXXXXXXXXXXXXX"
                     " phoenix-lab\n")
-    for vmid, feature in added.items():
-        say(f"VM {vmid}: {feature} added (its engine must answer on TCP for the swarm join)")
-    return etc, node, left_out
+    return etc, node, left_out, added
 
 
 # --- stand-in images -----------------------------------------------------------------------------
@@ -299,12 +297,14 @@ def stack_images(phoenix, etc, directory):
             text = f.read()
         images |= {m.strip().strip("'\"") for m in re.findall(r"^\s+image:\s*(\S+)\s*$", text,
                                                                 re.M)}
-        ports |= {int(p) for p in re.findall(r"loadbalancer\.server\.port=(\d+)", text)}
+        # Labels as a list ("...port=80") or as a map (...port: "80").
+        ports |= {int(p) for p in re.findall(
+            r"loadbalancer\.server\.port\s*[=:]\s*['\"]?(\d+)", text)}
     with open(os.path.join(etc, "phoenix_hypervisor_config.json")) as f:
-        net = json.load(f).get("network", {})
+        docker = json.load(f).get("docker", {})
     for key in ("portainer_server_image", "portainer_agent_image"):
-        if net.get(key):
-            images.add(net[key])
+        if docker.get(key):
+            images.add(docker[key])
     return sorted(images), sorted(ports)
 
 
@@ -482,10 +482,12 @@ def cmd_up(args):
         state.update(rootfs=rootfs, tools=tools)
 
         # The estate first with a placeholder pin, for the node's address and name.
-        etc, node, left_out = make_estate(d, state["estate_source"], tools, "0" * 64)
+        etc, node, left_out, added = make_estate(d, state["estate_source"], tools, "0" * 64)
         state.update(node_address=node["address"], node_name=node["name"], left_out=left_out)
         for ctid, why in left_out.items():
             say(f"LXC {ctid} is left out of the lab's estate: {why}")
+        for vmid, feature in added.items():
+            say(f"VM {vmid}: {feature} added (its engine must answer on TCP for the swarm join)")
 
         say(f"the network namespace {state['netns']}, bridge {BRIDGE} {node['address']}")
         run(["ip", "netns", "add", state["netns"]])
@@ -501,7 +503,7 @@ def cmd_up(args):
         say("pve-sim on https://127.0.0.1:8006 in the lab's namespace")
         state["pve_sim_pid"], fingerprint = start_pve_sim(state, pve_sim, schema)
         save_json(os.path.join(d, "lab.json"), state)
-        etc, node, left_out = make_estate(d, state["estate_source"], tools, fingerprint)
+        etc, node, left_out, _ = make_estate(d, state["estate_source"], tools, fingerprint)
         state["estate"] = etc
 
         say(f"dnsmasq on {node['address'].split('/')[0]}:53")
