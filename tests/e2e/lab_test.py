@@ -13,7 +13,9 @@ check fails), on the example estate less its GPU guest:
      Traefik guest, and each guest's name to its address.
   4. An HTTPS request through the Nginx gateway, with the internal root (read from the CA's guest)
      as the only trust anchor, reaches an LXC service by its host name (step-ca's /health,
-     through Traefik's file provider and an HTTPS backend it verifies).
+     through Traefik's file provider and an HTTPS backend it verifies) and each Swarm service by
+     its router's host name (Traefik's Swarm provider; the stand-in images answer with their
+     name and task).
   5. A second `sync all` changes nothing and makes no mutating request to pve-sim.
   6. `lab down` removes the containers, the namespace and the lab's directory.
 Without root or the tools it fails under CI=true, else exits 77 (CTest's skip).
@@ -126,6 +128,22 @@ def main():
         check(r.returncode == 0 and '"status":"ok"' in r.stdout.replace(" ", ""),
               f"https://ca.internal.thinkheads.ai/health through the gateway: {r.stdout.strip()}"
               f"{r.stderr.strip()}")
+
+        # Swarm services, by their routers' host names: Traefik's Swarm provider (the manager's
+        # API over mutual TLS) gives the task addresses on traefik-public, reached through the
+        # lab's overlay route. thinkheads runs two replicas, on the manager and the worker.
+        for host, image in (("qdrant.internal.thinkheads.ai", "qdrant/qdrant:v1.12.4"),
+                            ("thinkheads.internal.thinkheads.ai", "thinkheads_ai_app:1.4.2")):
+            seen = set()
+            for _ in range(6):
+                r = inside("curl", "-sS", "--cacert", root, "--resolve", f"{host}:443:10.0.0.153",
+                           f"https://{host}/")
+                if r.returncode != 0 or f"stand-in for {image} on " not in r.stdout:
+                    raise AssertionError(f"https://{host}/ through the gateway: {r.stdout}"
+                                         f"{r.stderr}")
+                seen.add(r.stdout.strip().rsplit(" ", 1)[-1])
+            check(True, f"https://{host}/ through the gateway reaches the Swarm service "
+                        f"({image}, tasks {sorted(seen)})")
 
         # 5. Again: nothing changes, nothing mutates.
         print("5. a second sync all", flush=True)

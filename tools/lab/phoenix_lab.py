@@ -43,6 +43,7 @@ images); Python standard library only.
 import argparse
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -654,7 +655,86 @@ def cmd_run(args):
                PHOENIX_LAB_DIR=d)
     argv = in_netns(state, [state["phoenix"], "-C", state["estate"], "--state-dir",
                             os.path.join(d, "state"), *rest])
-    os.execvpe(argv[0], argv, env)
+    if not any(rest[i:i + 2] == ["sync", "all"] for i in range(len(rest))):
+        os.execvpe(argv[0], argv, env)
+    rc = subprocess.run(argv, env=env).returncode
+    if rc == 0:
+        overlay_route(state)
+    return rc
+
+
+# --- the route into the Swarm's overlay network ---------------------------------------------------
+
+# Run in the manager VM as `sh -c OVERLAY_ROUTE sh NETWORK LAN IMAGE` (fixed text, the values as
+# arguments). A container of the lab's own on the overlay network (an endpoint every swarm node
+# knows), a veth from the VM into it, and NAT there: the LAN reaches the overlay's task addresses
+# through the VM, and the tasks answer the container. Made afresh each time.
+OVERLAY_ROUTE = r"""set -e
+net=$1 lan=$2 image=$3 gw=phoenix-lab-overlay-route
+subnet=$(docker network inspect "$net" --format '{{(index .IPAM.Config 0).Subnet}}')
+docker rm -f "$gw" >/dev/null 2>&1 || true
+ip link del phxov0 2>/dev/null || true
+docker run -d --name "$gw" --network "$net" --restart unless-stopped \
+  --label org.phoenix.lab=overlay-route "$image" >/dev/null
+pid=$(docker inspect -f '{{.State.Pid}}' "$gw")
+ovip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$net\").IPAddress}}" "$gw")
+ip link add phxov0 type veth peer name phxov1
+ip link set phxov1 netns "$pid"
+ip addr add 169.254.77.1/30 dev phxov0
+ip link set phxov0 up
+in="nsenter -t $pid -n"
+$in ip addr add 169.254.77.2/30 dev phxov1
+$in ip link set phxov1 up
+$in sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+ovif=$($in ip -o -4 addr show | awk -v ip="$ovip" '$4 ~ "^" ip "/" {print $2}')
+$in iptables -t nat -A POSTROUTING -o "$ovif" -j MASQUERADE
+$in ip route replace "$lan" via 169.254.77.1
+ip route replace "$subnet" via 169.254.77.2
+for dir in -i -o; do
+  iptables -C DOCKER-USER $dir phxov0 -j ACCEPT 2>/dev/null ||
+    iptables -I DOCKER-USER $dir phxov0 -j ACCEPT
+done
+echo "$subnet"
+"""
+
+
+def overlay_route(state):
+    """The lab's route from the Traefik guest into the Swarm's traefik-public overlay network, so
+    that Traefik (in an LXC, outside the swarm) reaches the task addresses its Swarm provider
+    gives it. A production estate needs the same (see README: the lab)."""
+    etc = state["estate"]
+    with open(os.path.join(etc, "phoenix_vm_configs.json")) as f:
+        vms = json.load(f).get("vms", [])
+    with open(os.path.join(etc, "phoenix_lxc_configs.json")) as f:
+        lxcs = json.load(f).get("lxc_configs", {})
+    manager = next((v for v in vms if v.get("swarm_role") == "manager"), None)
+    traefik = next((k for k, c in lxcs.items() if "traefik" in c.get("features", [])), None)
+    if manager is None or traefik is None:
+        return
+    manager_ip = manager.get("network_config", {}).get("ip", "").split("/")[0]
+    lan = state["node_address"]
+    iface = ipaddress.ip_interface(lan)
+    images = state.get("images", {}).get("tags", {})
+    if not manager_ip or not images:
+        return
+    d = state["dir"]
+    pct = os.path.join(d, "bin", "pct")
+    r = run(in_netns(state, [pct, "exec", str(manager["vmid"]), "--", "sh", "-c", OVERLAY_ROUTE,
+                             "sh", "traefik-public", str(iface.network), sorted(images)[0]]),
+            timeout=120)
+    subnet = r.stdout.strip().splitlines()[-1]
+    run(in_netns(state, [pct, "exec", traefik, "--", "ip", "route", "replace", subnet, "via",
+                         manager_ip]), timeout=60)
+    say(f"the Traefik guest {traefik} reaches the overlay {subnet} through VM {manager['vmid']}")
+
+
+def cmd_overlay_route(args):
+    d = lab_dir(args)
+    state = load_state(d)
+    if not state or not state.get("estate"):
+        raise LabError(f"no lab in {d}: phoenix lab up first")
+    overlay_route(state)
+    return 0
 
 
 # --- what pve-sim and Phoenix call ---------------------------------------------------------------
@@ -850,6 +930,8 @@ def main(argv=None):
     pc.add_argument("rest", nargs=argparse.REMAINDER)
     sub.add_parser("dns-reload")
     sub.add_parser("stop-guests")
+    sub.add_parser("overlay-route", help="route the Traefik guest into the Swarm's overlay "
+                                         "network (done after each `run sync all`)")
     for sp in sub.choices.values():
         sp.add_argument("--dir", help=f"the lab's directory (default $PHOENIX_LAB_DIR or "
                                       f"{DEFAULT_DIR})")
@@ -868,7 +950,8 @@ def main(argv=None):
         args = p.parse_args(argv)
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
                 "hook": cmd_hook, "agent": cmd_agent, "pct": cmd_pct,
-                "dns-reload": cmd_dns_reload, "stop-guests": cmd_stop_guests}
+                "dns-reload": cmd_dns_reload, "stop-guests": cmd_stop_guests,
+                "overlay-route": cmd_overlay_route}
     try:
         return handlers[args.command](args)
     except (LabError, lxc_guest.GuestError) as e:
