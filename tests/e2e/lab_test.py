@@ -87,10 +87,11 @@ def main():
         def sim_stats():
             with open(os.path.join(lab, "secrets", "proxmox_token")) as f:
                 secret = f.read().strip()
-            r = inside("curl", "-sS", "--cacert", os.path.join(lab, "node", "pve-ssl.pem"),
-                       "--resolve", "pve:8006:127.0.0.1", "-H",
+            r = inside("curl", "-sS", "--cacert", os.path.join(lab, "node", "pve-ssl.pem"), "-H",
                        f"Authorization: PVEAPIToken=root@pam!phoenix={secret}",
-                       "https://pve:8006/api2/json/_sim/stats")
+                       "https://127.0.0.1:8006/api2/json/_sim/stats")
+            if r.returncode != 0:
+                raise AssertionError(f"pve-sim's /_sim/stats: {r.stderr.strip()}")
             return json.loads(r.stdout)["data"]
 
         # 2. From nothing to converged.
