@@ -229,8 +229,7 @@ int run_sync_certs(const GlobalOptions& g) {
     deliver::Report r;
     if (root) {
       r = deliver::deliver_root_file(*channels.at(desired.traefik->guest), path, *root,
-                                     deliver::traefik_delivery(e, desired)->delivery.restart,
-                                     options);
+                                     deliver::traefik_cert_reload(e), options);
     } else {
       r.name = "root";
       r.error = root.error();

@@ -66,6 +66,15 @@ Argv trust_update(const model::Estate& estate) {
   return argv_or(estate.platform.certificates.trust_update, default_trust_update());
 }
 
+Argv certificate_reload(const model::Estate& e) {
+  return argv_or(e.platform.certificates.reload, {});
+}
+
+Argv traefik_cert_reload(const model::Estate& e) {
+  if (e.platform.certificates.reload.present) return certificate_reload(e);
+  return argv_or(e.platform.traefik.restart, default_traefik_restart());
+}
+
 std::vector<GuestDelivery<CertDelivery>> certificate_deliveries(const model::Estate& e,
                                                                 const compile::Desired& d) {
   std::vector<GuestDelivery<CertDelivery>> out;
@@ -78,14 +87,13 @@ std::vector<GuestDelivery<CertDelivery>> certificate_deliveries(const model::Est
     if (in(c, compile::Paths::kNginxCertDir)) {
       cd.reload = argv_or(e.platform.nginx_gateway.reload, default_gateway_reload());
     } else if (in(c, compile::Paths::kTraefikCertDir)) {
-      cd.reload = argv_or(e.platform.traefik.restart, default_traefik_restart());
+      cd.reload = traefik_cert_reload(e);
     } else if (in(c, "/etc/docker/ssl")) {
       cd.reload = {"systemctl", "restart", "docker"};
     } else if (in(c, compile::Paths::kVllmCertDir)) {
       cd.reload = {"systemctl", "restart", "vllm"};
     }
-    if (e.platform.certificates.reload.present)
-      cd.reload = argv_or(e.platform.certificates.reload, {});
+    if (e.platform.certificates.reload.present) cd.reload = certificate_reload(e);
     out.push_back({c.guest, std::move(cd)});
   }
   return out;

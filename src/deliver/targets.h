@@ -49,5 +49,10 @@ std::vector<GuestDelivery<CertDelivery>> certificate_deliveries(const model::Est
 Argv default_trust_update();  // update-ca-certificates
 // certificates.trust_update, else the default.
 Argv trust_update(const model::Estate& estate);
+// certificates.reload as given (it replaces every certificate's own reload).
+Argv certificate_reload(const model::Estate& estate);
+// What reloads Traefik after a file it reads at start changed (its certificates, the internal
+// root): certificates.reload when given, else traefik.restart, else the default.
+Argv traefik_cert_reload(const model::Estate& estate);
 
 }  // namespace phoenix::deliver

@@ -366,8 +366,11 @@ def test_traefik(phoenix, source, specs, tmp):
 
     doc = phoenix_json(phoenix, estate, "sync", "gateways")
     check(steps(doc, "traefik") == ["write", "write", "run"], "first sync writes both, restarts")
-    check(steps(doc, "gateway") == ["write", "run", "run"], "the gateway is written, tested, "
-          "reloaded")
+    check(steps(doc, "gateway") == ["write", "link", "run", "run"],
+          "the gateway is written, enabled (its link in sites-enabled), tested, reloaded")
+    check(os.readlink(os.path.join(guests, "101", "etc", "nginx", "sites-enabled",
+                                   "phoenix-gateway")) ==
+          "/etc/nginx/sites-available/phoenix-gateway", "the link names the site in the guest")
     check(count_lines(restarts) == 1, "Traefik restarted once")
     check(schemas(), "traefik.yml and dynamic_conf.yml validate against the official schemas")
     check(os.stat(static).st_mode & 0o777 == 0o644, "the files are mode 0644")
