@@ -149,9 +149,11 @@ def main():
         # 5. Again: nothing changes, nothing mutates.
         print("5. a second sync all", flush=True)
 
+        # The guest agent's calls are POSTs that change nothing on the node (Phoenix reads and
+        # checks the VMs through them); every other POST, PUT or DELETE would.
         def mutating(s):
-            return sum(v for k, v in s["requests"].items()
-                       if k.split(" ")[0] in ("POST", "PUT", "DELETE"))
+            return {k: v for k, v in s["requests"].items()
+                    if k.split(" ")[0] in ("POST", "PUT", "DELETE") and "/agent/" not in k}
         before = mutating(sim_stats())
         r = lab_cmd("run", "--output", "json", "sync", "all", timeout=900, check_rc=False)
         events = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
@@ -159,7 +161,8 @@ def main():
         check(r.returncode == 0 and results and all(v == "unchanged" for v in results.values()),
               f"a second sync all changes nothing: {results}")
         after = mutating(sim_stats())
-        check(after == before, f"and makes no mutating request to pve-sim ({after - before})")
+        check(after == before, "and makes no mutating request to pve-sim: " + str(
+            {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}))
 
         # 6. Down.
         print("6. lab down", flush=True)
