@@ -132,6 +132,20 @@ def alive(pid):
     return True
 
 
+def stop_group(pid):
+    """Stops the process group of a daemon the lab started: TERM, up to 10 s, then KILL."""
+    if not alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def netns_path(state):
     return f"/var/run/netns/{state['netns']}"
 
@@ -554,16 +568,7 @@ def down(d, state):
         if r.returncode != 0:
             errors.append(f"stopping the guests: {r.stderr.strip()}")
     for key in ("pve_sim_pid", "dnsmasq_pid"):
-        pid = (state or {}).get(key)
-        if alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+        stop_group((state or {}).get(key))
     if state and state.get("netns_made"):
         r = run(["ip", "netns", "del", state["netns"]], check=False)
         if r.returncode != 0 and os.path.exists(netns_path(state)):
@@ -894,13 +899,7 @@ def cmd_dns_reload(args):
     d = lab_dir(args)
     state = load_state(d)
     with locked(d):
-        pid = state.get("dnsmasq_pid")
-        if alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        stop_group(state.get("dnsmasq_pid"))
         state["dnsmasq_pid"] = start_dnsmasq(state)
         save_json(os.path.join(d, "lab.json"), state)
     return 0
