@@ -34,6 +34,7 @@
 #include "base/fs.h"
 #include "base/hash.h"
 #include "base/strings.h"
+#include "base/tally.h"
 #include "cli/commands.h"
 #include "cli/engines.h"
 
@@ -399,8 +400,22 @@ int run_sync_all(const GlobalOptions& g, const SyncAllOptions& o) {
                         std::to_string(skipped) + " skipped";
   (void)j.end_run(*run, ok ? "ok" : "failed", summary);
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-  event({{"event", "run_done"}, {"run", *run}, {"ok", ok}, {"summary", summary}});
+  // Every provider's requests in this run (all its actions run in this process).
+  json requests = json::object();
+  std::string requests_line;
+  for (const auto& [provider, t] : base::request_tallies()) {
+    requests[provider] = {{"total", t.total}, {"mutating", t.mutating}};
+    requests_line +=
+        (requests_line.empty() ? "" : ", ") + provider + " " + std::to_string(t.total) +
+        (provider == "guest" ? " commands" : " (" + std::to_string(t.mutating) + " mutating)");
+  }
+  event({{"event", "run_done"},
+         {"run", *run},
+         {"ok", ok},
+         {"summary", summary},
+         {"requests", requests}});
   if (!json_lines) {
+    if (!requests_line.empty()) std::cout << "requests: " << requests_line << '\n';
     std::cout << summary << " in " << elapsed.count() / 1000.0 << " s\n"
               << (ok ? (changed ? "converged\n" : "no changes\n") : "not converged\n");
   }

@@ -248,9 +248,12 @@ base::Result<guest::GuestChannel*> GuestChannels::get(model::GuestId id) {
               " through its QEMU guest agent, over the Proxmox API: " + pve.error().message());
     }
     proxmox::Pve& client = *pves_.emplace_back(std::move(*pve));
-    ch = guest::exec_guest(proxmox::agent_runner(client, proxmox_node(e_), id),
-                           g->label() + " through its guest agent (" + client.describe() + ")",
-                           proxmox::kAgentInputLimit);
+    ch = guest::exec_guest(
+        proxmox::agent_runner(client, proxmox_node(e_), id),
+        g->label() + " through its guest agent (" + client.describe() + ")",
+        proxmox::kAgentInputLimit,
+        proxmox::agent_runner(client, proxmox_node(e_), id, std::chrono::minutes(5),
+                              std::chrono::milliseconds(200), /*repeatable=*/true));
   }
   return (open_[id] = std::move(ch)).get();
 }

@@ -178,6 +178,30 @@ TEST(PveSimServer, InjectedFaultsAreDeterministicPerSeed) {
             0);
 }
 
+TEST(PveSimServer, FaultsChangeWhileRunning) {
+  SimProcess sim;
+  ASSERT_TRUE(sim.start());
+  EXPECT_EQ(call(sim, "GET", "/version").status, 200);
+  // Changing them needs the token; bad values are refused as Proxmox refuses parameters.
+  EXPECT_EQ(call(sim, "PUT", "/_sim/faults", {{"fail_rate", "1"}}, "").status, 401);
+  auto bad = call(sim, "PUT", "/_sim/faults", {{"fail_rate", "2"}, {"bogus", "1"}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["errors"]["fail_rate"], "a fraction from 0 to 1");
+  EXPECT_TRUE(bad.body["errors"].contains("bogus"));
+  auto on = call(sim, "PUT", "/_sim/faults", {{"fail_rate", "1"}, {"lock_rate", "0.5"}});
+  ASSERT_EQ(on.status, 200) << on.raw;
+  EXPECT_EQ(on.body["data"]["lock_rate"], 0.5);
+  auto failed = call(sim, "GET", "/version");
+  EXPECT_TRUE(failed.status == 500 || failed.status == 503) << failed.raw;
+  // The simulator's own routes are neither faulted nor counted.
+  EXPECT_EQ(call(sim, "GET", "/_sim/faults").body["data"]["fail_rate"], 1.0);
+  ASSERT_EQ(call(sim, "PUT", "/_sim/faults", {{"fail_rate", "0"}}).status, 200);
+  EXPECT_EQ(call(sim, "GET", "/version").status, 200);
+  auto stats = call(sim, "GET", "/_sim/stats").body["data"];
+  EXPECT_EQ(stats["faults_injected"], 1);
+  EXPECT_EQ(stats["requests"], json({{"GET /version", 3}}));
+}
+
 TEST(PveSimServer, DroppedConnectionsGetNoAnswer) {
   SimProcess sim;
   ASSERT_TRUE(sim.start({"--drop-rate", "1"}));

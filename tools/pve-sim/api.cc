@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <cstdlib>
 #include <thread>
 
 namespace phoenix::pvesim {
@@ -54,6 +55,8 @@ std::pair<std::string, std::string> parse_token(const std::string& header) {
 
 ApiResponse Simulator::handle(const std::string& method, const std::string& path,
                               const std::string& authorization, Params params) {
+  // The simulator's own routes: neither counted nor subject to the injected faults.
+  if (path.starts_with("/_sim/")) return handle_sim(method, path, authorization, params);
   auto match = schema_.match(method, path);
   {
     std::lock_guard lock(stats_mu_);
@@ -77,7 +80,6 @@ ApiResponse Simulator::handle(const std::string& method, const std::string& path
     return ApiResponse::error(status, status == 503 ? "Service Unavailable (simulated)"
                                                     : "Internal Server Error (simulated)");
   }
-  if (path == "/_sim/stats" && method == "GET") return ApiResponse::ok(stats_json());
 
   auto [user, secret] = parse_token(authorization);
   auto tok = opts_.tokens.find(user);
@@ -111,6 +113,63 @@ ApiResponse Simulator::handle(const std::string& method, const std::string& path
   } catch (const std::exception& e) {
     return ApiResponse::error(500, e.what());
   }
+}
+
+ApiResponse Simulator::handle_sim(const std::string& method, const std::string& path,
+                                  const std::string& authorization, const Params& params) {
+  if (path == "/_sim/stats" && method == "GET") return ApiResponse::ok(stats_json());
+  if (path != "/_sim/faults" || (method != "GET" && method != "PUT")) {
+    return ApiResponse::error(
+        501, "Method '" + method + " /api2/json" + path + "' not implemented (by pve-sim)");
+  }
+  auto fault_json = [](const FaultOptions& f) {
+    return json{{"fail_rate", f.fail_rate},
+                {"drop_rate", f.drop_rate},
+                {"task_fail_rate", f.task_fail_rate},
+                {"lock_rate", f.lock_rate},
+                {"latency_ms", f.latency.count()}};
+  };
+  if (method == "GET") return ApiResponse::ok(fault_json(faults_.options()));
+  // Changing them needs a token, as the API does.
+  auto [user, secret] = parse_token(authorization);
+  auto tok = opts_.tokens.find(user);
+  if (user.empty() || tok == opts_.tokens.end() || tok->second != secret) {
+    return ApiResponse::error(401, "authentication failure");
+  }
+  FaultOptions next = faults_.options();
+  ParamErrors errors;
+  for (const auto& [key, value] : params) {
+    double* rate = key == "fail_rate"        ? &next.fail_rate
+                   : key == "drop_rate"      ? &next.drop_rate
+                   : key == "task_fail_rate" ? &next.task_fail_rate
+                   : key == "lock_rate"      ? &next.lock_rate
+                                             : nullptr;
+    char* end = nullptr;
+    double v = std::strtod(value.c_str(), &end);
+    bool number = !value.empty() && end == value.c_str() + value.size();
+    if (rate != nullptr) {
+      if (!number || v < 0 || v > 1)
+        errors[key] = "a fraction from 0 to 1";
+      else
+        *rate = v;
+    } else if (key == "latency_ms") {
+      if (!number || v < 0 || v > 60000)
+        errors[key] = "milliseconds from 0 to 60000";
+      else
+        next.latency = std::chrono::milliseconds(static_cast<long>(v));
+    } else {
+      errors[key] =
+          "property is not defined in schema and the schema does not allow additional "
+          "properties";
+    }
+  }
+  if (!errors.empty()) {
+    ApiResponse r = ApiResponse::error(400, "Parameter verification failed.");
+    r.errors = errors;
+    return r;
+  }
+  faults_.set_options(next);
+  return ApiResponse::ok(fault_json(next));
 }
 
 bool Simulator::inject_lock(int vmid) {

@@ -95,6 +95,10 @@ class Simulator {
   // (phantom) task instead, per --lock-rate; the phantom keeps it a little longer than the
   // caller waits, so the caller times out as on Proxmox.
   bool inject_lock(int vmid);
+  // /_sim/stats (GET, no token) and /_sim/faults (GET; PUT with a token and any of fail_rate,
+  // drop_rate, task_fail_rate, lock_rate, latency_ms).
+  ApiResponse handle_sim(const std::string& method, const std::string& path,
+                         const std::string& authorization, const Params& params);
   nlohmann::json stats_json() const;
 
   SimOptions opts_;

@@ -22,21 +22,34 @@ class Faults {
  public:
   explicit Faults(FaultOptions opts) : opts_(opts), rng_(opts.seed) {}
 
-  const FaultOptions& options() const { return opts_; }
-  bool roll(double rate) {
-    if (rate <= 0) return false;
+  FaultOptions options() const {
     std::lock_guard lock(mu_);
-    return std::uniform_real_distribution<double>(0, 1)(rng_) < rate;
+    return opts_;
   }
-  bool drop_request() { return roll(opts_.drop_rate); }
-  bool fail_request() { return roll(opts_.fail_rate); }
-  bool fail_task() { return roll(opts_.task_fail_rate); }
-  bool lock_guest() { return roll(opts_.lock_rate); }
-  int transient_status() { return roll(0.5) ? 503 : 500; }
+  // New rates (and latency) from now on, e.g. a lab that turns faults on for one run
+  // (PUT /_sim/faults); the generator goes on from where it is.
+  void set_options(const FaultOptions& opts) {
+    std::lock_guard lock(mu_);
+    opts_ = opts;
+  }
+  bool drop_request() { return roll(&FaultOptions::drop_rate); }
+  bool fail_request() { return roll(&FaultOptions::fail_rate); }
+  bool fail_task() { return roll(&FaultOptions::task_fail_rate); }
+  bool lock_guest() { return roll(&FaultOptions::lock_rate); }
+  int transient_status() {
+    std::lock_guard lock(mu_);
+    return draw() < 0.5 ? 503 : 500;
+  }
 
  private:
+  bool roll(double FaultOptions::*rate) {
+    std::lock_guard lock(mu_);
+    return opts_.*rate > 0 && draw() < opts_.*rate;
+  }
+  double draw() { return std::uniform_real_distribution<double>(0, 1)(rng_); }
+
   FaultOptions opts_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::mt19937_64 rng_;
 };
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "base/strings.h"
+#include "base/tally.h"
 #include "providers/curl_util.h"
 
 namespace phoenix::ca {
@@ -107,6 +108,7 @@ base::Result<HttpResponse> HttpClient::send(const HttpRequest& request) {
     curl_slist_free_all(headers);
     return base::fail(ErrorKind::kInternal, "unsupported HTTP method " + request.method);
   }
+  base::tally_request("ca", request.method == "POST");
   CURLcode code = curl_easy_perform(c);
   curl_slist_free_all(headers);
   if (code != CURLE_OK) {

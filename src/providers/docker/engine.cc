@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "base/strings.h"
+#include "base/tally.h"
 #include "providers/docker/api.h"
 
 namespace phoenix::docker {
@@ -193,6 +194,7 @@ base::Result<Response> Engine::send(Request request, std::string_view route_path
   ++counts_.total;
   if (is_mutating(request.method)) ++counts_.mutating;
   ++counts_.by_route[route_key(request.method, route_path)];
+  base::tally_request("docker", is_mutating(request.method));
   return transport_->send(request);
 }
 

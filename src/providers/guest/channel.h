@@ -45,6 +45,15 @@ class GuestChannel {
   // as its arguments.
   virtual base::Result<bool> link(const std::string& path, const std::string& target,
                                   bool check_only = false);
+
+ protected:
+  // `run`, for a command that may run twice (the fixed scripts that read and write files):
+  // where the channel can tell, such a command is sent again after a failure that leaves in
+  // doubt whether it ran.
+  virtual base::Result<base::ProcessResult> run_idempotent(const std::vector<std::string>& argv,
+                                                           std::string_view input = {}) {
+    return run(argv, input);
+  }
 };
 
 // Files below `root` (a path in the guest, "/etc/x", is `root`/etc/x); commands run here as
@@ -54,10 +63,12 @@ std::unique_ptr<GuestChannel> local_guest(std::string root);
 // A guest reached by running programs in it through `run` (files too: read, written and
 // removed by fixed sh scripts in the guest, paths as arguments). `description` names it in
 // messages. With `max_input` (bytes, 0: no limit) no program is given more standard input than
-// that: a larger file is written in base64 pieces appended to its temporary file, then renamed
-// over it as a small one is (a QEMU guest agent takes 64 KiB at a time).
+// that: a larger file is written in base64 pieces, each at its place in its temporary file,
+// then renamed over it as a small one is (a QEMU guest agent takes 64 KiB at a time). `again`,
+// when given, runs those fixed scripts instead of `run`: a runner that may send a command again
+// when it cannot tell whether it ran (proxmox::agent_runner's repeatable one).
 std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description,
-                                         std::size_t max_input = 0);
+                                         std::size_t max_input = 0, base::Runner again = {});
 
 // LXC `vmid` through `pct exec` on the node that `node` runs programs on (locally, or
 // base::ssh_runner for a remote node).

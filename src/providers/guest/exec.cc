@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/tally.h"
 #include "providers/guest/channel.h"
 
 namespace phoenix::guest {
@@ -29,12 +30,15 @@ constexpr const char* kWriteScript =
     "mv -f -- \"$t\" \"$1\"";
 
 // The same in pieces: begin ($1 path) makes the directory and an empty temporary file that only
-// root reads; append adds a base64 piece from stdin; finish ($1 path, $2 owner:group, $3 mode)
-// gives it its owner and mode and renames it over the file. Whatever fails, the temporary file
-// goes (finish's trap, or the caller's abandon).
+// root reads; put ($1 path, $2 piece size, $3 piece number) writes a base64 piece from stdin at
+// its place in it, so that sending a piece again writes the same bytes again; finish ($1 path,
+// $2 owner:group, $3 mode) gives it its owner and mode and renames it over the file. Whatever
+// fails, the temporary file goes (finish's trap, or the caller's abandon).
 constexpr const char* kBeginScript =
     "set -e; mkdir -p -- \"$(dirname -- \"$1\")\"; (umask 077 && : > \"$1.phoenix-tmp\")";
-constexpr const char* kAppendScript = "set -e; base64 -d >> \"$1.phoenix-tmp\"";
+constexpr const char* kPutScript =
+    "set -e; base64 -d | dd of=\"$1.phoenix-tmp\" bs=\"$2\" seek=\"$3\" conv=notrunc "
+    "iflag=fullblock status=none";
 constexpr const char* kFinishScript =
     "set -e; t=\"$1.phoenix-tmp\"; trap 'rm -f -- \"$t\"' EXIT; chown -- \"$2\" \"$t\"; "
     "chmod -- \"$3\" \"$t\"; mv -f -- \"$t\" \"$1\"";
@@ -72,11 +76,14 @@ std::string trimmed(std::string text) {
 
 class ExecGuest final : public GuestChannel {
  public:
-  ExecGuest(base::Runner run, std::string description, std::size_t max_input)
-      : run_(std::move(run)), description_(std::move(description)), max_input_(max_input) {}
+  ExecGuest(base::Runner run, std::string description, std::size_t max_input, base::Runner again)
+      : run_(std::move(run)),
+        again_(again ? std::move(again) : run_),
+        description_(std::move(description)),
+        max_input_(max_input) {}
 
   base::Result<std::string> read_file(const std::string& path) override {
-    auto r = PHX_TRY(reach(run_({"sh", "-c", kReadScript, "sh", path}, {})));
+    auto r = PHX_TRY(reach(again_({"sh", "-c", kReadScript, "sh", path}, {})));
     if (r.exit_code == kMissing && r.out.empty()) {
       return base::fail(base::ErrorKind::kNotFound, path + " does not exist in " + description_);
     }
@@ -91,14 +98,14 @@ class ExecGuest final : public GuestChannel {
     if (max_input_ > 0 && content.size() > max_input_) {
       return write_in_pieces(path, content, spec.owner + ":" + spec.group, mode);
     }
-    auto r = PHX_TRY(reach(run_(
+    auto r = PHX_TRY(reach(again_(
         {"sh", "-c", kWriteScript, "sh", path, spec.owner + ":" + spec.group, mode}, content)));
     if (!r.ok()) return std::unexpected(failure("writing " + path, r));
     return {};
   }
 
   base::Result<void> remove_file(const std::string& path) override {
-    auto r = PHX_TRY(reach(run_({"rm", "-f", "--", path}, {})));
+    auto r = PHX_TRY(reach(again_({"rm", "-f", "--", path}, {})));
     if (!r.ok()) return std::unexpected(failure("removing " + path, r));
     return {};
   }
@@ -110,28 +117,39 @@ class ExecGuest final : public GuestChannel {
 
   std::string describe() const override { return description_; }
 
+ protected:
+  base::Result<base::ProcessResult> run_idempotent(const std::vector<std::string>& argv,
+                                                   std::string_view input) override {
+    return reach(again_(argv, input));
+  }
+
  private:
   base::Result<void> write_in_pieces(const std::string& path, std::string_view content,
                                      const std::string& owner, const std::string& mode) {
-    auto step = [&](std::vector<std::string> argv, std::string_view input) -> base::Result<void> {
-      auto r = reach(run_(argv, input));
+    auto step = [&](const base::Runner& runner, std::vector<std::string> argv,
+                    std::string_view input) -> base::Result<void> {
+      auto r = reach(runner(argv, input));
       if (r && r->ok()) return {};
       run_({"rm", "-f", "--", path + ".phoenix-tmp"}, {});  // abandon
       if (!r) return std::unexpected(r.error());
       return std::unexpected(failure("writing " + path, *r));
     };
-    PHX_TRY(step({"sh", "-c", kBeginScript, "sh", path}, {}));
+    PHX_TRY(step(again_, {"sh", "-c", kBeginScript, "sh", path}, {}));
     // base64 makes 4 bytes of 3, and each piece a whole number of groups.
     const std::size_t piece = std::max<std::size_t>(3, max_input_ / 4 * 3 / 3 * 3);
-    for (std::size_t at = 0; at < content.size(); at += piece) {
-      PHX_TRY(step({"sh", "-c", kAppendScript, "sh", path}, base64(content.substr(at, piece))));
+    for (std::size_t at = 0, n = 0; at < content.size(); at += piece, ++n) {
+      PHX_TRY(step(again_,
+                   {"sh", "-c", kPutScript, "sh", path, std::to_string(piece), std::to_string(n)},
+                   base64(content.substr(at, piece))));
     }
-    return step({"sh", "-c", kFinishScript, "sh", path, owner, mode}, {});
+    // Not repeatable: once it has renamed the file, it would find no temporary file to rename.
+    return step(run_, {"sh", "-c", kFinishScript, "sh", path, owner, mode}, {});
   }
 
   // A runner that could not run the command at all (no `pct` here, ssh refused): never a
   // missing file, whatever the runner said; a program that is not there is a setting to fix.
   static base::Result<base::ProcessResult> reach(base::Result<base::ProcessResult> r) {
+    base::tally_request("guest", false);
     if (r || r.error().kind() != base::ErrorKind::kNotFound) return r;
     return base::fail(base::ErrorKind::kInvalidInput, r.error().message());
   }
@@ -143,6 +161,7 @@ class ExecGuest final : public GuestChannel {
   }
 
   base::Runner run_;
+  base::Runner again_;  // for the idempotent scripts: may send a command again
   std::string description_;
   std::size_t max_input_;
 };
@@ -158,8 +177,8 @@ constexpr const char* kLinkScript =
 
 base::Result<bool> GuestChannel::link(const std::string& path, const std::string& target,
                                       bool check_only) {
-  auto r =
-      PHX_TRY(run({"sh", "-c", kLinkScript, "sh", path, target, check_only ? "check" : "make"}));
+  auto r = PHX_TRY(
+      run_idempotent({"sh", "-c", kLinkScript, "sh", path, target, check_only ? "check" : "make"}));
   if (r.exit_code == 3) return false;
   if (r.ok()) return true;
   return base::fail(base::ErrorKind::kInternal,
@@ -167,8 +186,9 @@ base::Result<bool> GuestChannel::link(const std::string& path, const std::string
 }
 
 std::unique_ptr<GuestChannel> exec_guest(base::Runner run, std::string description,
-                                         std::size_t max_input) {
-  return std::make_unique<ExecGuest>(std::move(run), std::move(description), max_input);
+                                         std::size_t max_input, base::Runner again) {
+  return std::make_unique<ExecGuest>(std::move(run), std::move(description), max_input,
+                                     std::move(again));
 }
 
 std::unique_ptr<GuestChannel> pct_guest(base::Runner node, std::uint32_t vmid,

@@ -64,6 +64,41 @@ TEST(ExecGuest, WritesLargeFilesInPiecesUnderTheInputLimit) {
   EXPECT_FALSE(fs::exists(file.string() + ".phoenix-tmp"));
 }
 
+// Through a runner that may send a command again (a guest agent's exec whose answer was lost),
+// the file scripts are idempotent: every piece sent twice still makes the same file. Only the
+// last step, which renames the file, goes through the ordinary runner.
+TEST(ExecGuest, PiecesSentTwiceMakeTheSameFile) {
+  TempDir dir;
+  std::size_t once = 0, twice = 0;
+  base::Runner plain = [&, local = base::local_runner()](const std::vector<std::string>& argv,
+                                                         std::string_view input) {
+    ++once;
+    return local(argv, input);
+  };
+  base::Runner again = [&, local = base::local_runner()](const std::vector<std::string>& argv,
+                                                         std::string_view input) {
+    ++twice;
+    (void)local(argv, input);  // its answer lost
+    return local(argv, input);
+  };
+  auto guest = exec_guest(plain, "agent guest", 100, again);
+  std::string content;
+  for (int i = 0; i < 1001; ++i) content += static_cast<char>((i * 53) % 256);
+  FileSpec spec;
+  spec.owner = std::to_string(::geteuid());
+  spec.group = std::to_string(::getegid());
+  fs::path file = dir.path() / "bin/tool";
+  ASSERT_TRUE(guest->write_file(file.string(), content, spec).has_value());
+  EXPECT_EQ(*base::read_file(file), content);
+  EXPECT_EQ(once, 1u);                      // finish
+  EXPECT_EQ(twice, 1u + (1001 + 74) / 75);  // begin and 14 pieces
+  EXPECT_EQ(*guest->read_file(file.string()), content);
+  ASSERT_TRUE(guest->write_file(file.string(), "small", spec).has_value());
+  EXPECT_EQ(*base::read_file(file), "small");
+  EXPECT_EQ(once, 1u);
+  EXPECT_FALSE(fs::exists(file.string() + ".phoenix-tmp"));
+}
+
 // A link is made by the channel's script once: checking first makes nothing, a second call
 // finds it there, and a link to elsewhere is mended.
 TEST(ExecGuest, MakesALinkOnce) {

@@ -6,9 +6,10 @@
 namespace phoenix::proxmox {
 
 base::Runner agent_runner(Pve& pve, std::string node, std::uint32_t vmid,
-                          std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
+                          std::chrono::milliseconds timeout, std::chrono::milliseconds poll,
+                          bool repeatable) {
   std::string at = "/nodes/" + node + "/qemu/" + std::to_string(vmid) + "/agent";
-  return [&pve, at, vmid, timeout, poll](
+  return [&pve, at, vmid, timeout, poll, repeatable](
              const std::vector<std::string>& argv,
              std::string_view input) -> base::Result<base::ProcessResult> {
     const std::string what = "running " + (argv.empty() ? std::string("nothing") : argv[0]) +
@@ -22,7 +23,8 @@ base::Runner agent_runner(Pve& pve, std::string node, std::uint32_t vmid,
     Params params;
     for (const std::string& a : argv) params.emplace_back("command", a);
     if (!input.empty()) params.emplace_back("input-data", std::string(input));
-    auto started = pve.call(Method::kPost, at + "/exec", params);
+    auto started = repeatable ? pve.call_repeatable(Method::kPost, at + "/exec", params)
+                              : pve.call(Method::kPost, at + "/exec", params);
     if (!started) {
       const base::Error& e = started.error();
       // "QEMU guest agent is not running", "VM 1001 is not running": it may come up.

@@ -108,6 +108,11 @@ class Pve {
   // (not sent, a lock timeout, 502/503/504/596).
   base::Result<nlohmann::json> call(Method method, std::string_view path,
                                     const Params& params = {});
+  // A POST/PUT/DELETE that may be sent again whatever became of the last one, because what it
+  // does is idempotent (a guest agent's command that writes the same bytes to the same place):
+  // retried as a read is.
+  base::Result<nlohmann::json> call_repeatable(Method method, std::string_view path,
+                                               const Params& params = {});
   base::Result<nlohmann::json> get(std::string_view path, const Params& params = {}) {
     return call(Method::kGet, path, params);
   }
@@ -130,6 +135,8 @@ class Pve {
  private:
   // One attempt; `status` receives the HTTP status (0 when no answer arrived).
   base::Result<nlohmann::json> once(const Request& request, int* status);
+  base::Result<nlohmann::json> attempts(Method method, std::string_view path, const Params& params,
+                                        bool repeatable);
 
   std::unique_ptr<Transport> transport_;
   RetryPolicy retry_;

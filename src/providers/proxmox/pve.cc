@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "base/strings.h"
+#include "base/tally.h"
 #include "providers/proxmox/api.h"
 
 namespace phoenix::proxmox {
@@ -134,6 +135,11 @@ Result<json> Pve::once(const Request& request, int* status) {
   ++counts_.total;
   if (is_mutating(request.method)) ++counts_.mutating;
   ++counts_.by_route[route_key(request.method, request.path)];
+  // The guest agent's calls (commands and files in a VM) are POSTs that change nothing on the
+  // node: counted apart from the API's own.
+  base::tally_request(
+      request.path.find("/agent/") == std::string::npos ? "proxmox" : "proxmox-agent",
+      is_mutating(request.method));
   auto resp = transport_->send(request);
   if (!resp) return std::unexpected(resp.error());
   *status = resp->status;
@@ -149,6 +155,15 @@ Result<json> Pve::once(const Request& request, int* status) {
 }
 
 Result<json> Pve::call(Method method, std::string_view path, const Params& params) {
+  return attempts(method, path, params, false);
+}
+
+Result<json> Pve::call_repeatable(Method method, std::string_view path, const Params& params) {
+  return attempts(method, path, params, true);
+}
+
+Result<json> Pve::attempts(Method method, std::string_view path, const Params& params,
+                           bool repeatable) {
   Request request{method, std::string(path), params};
   auto backoff = retry_.first_backoff;
   for (int attempt = 1;; ++attempt) {
@@ -156,8 +171,10 @@ Result<json> Pve::call(Method method, std::string_view path, const Params& param
     auto r = once(request, &status);
     if (r) return r;
     const Error& e = r.error();
-    // A read changes nothing, so any server-side failure may be retried.
-    bool safe = !is_mutating(method) ? e.retryable() || status >= 500 : not_carried_out(e, status);
+    // A read changes nothing (nor does a repeatable call, again), so any server-side failure
+    // may be retried.
+    bool safe = !is_mutating(method) || repeatable ? e.retryable() || status >= 500
+                                                   : not_carried_out(e, status);
     if (!safe || attempt >= retry_.attempts) return r;
     ++counts_.retries;
     sleep_(backoff);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/tally.h"
 #include "providers/proxmox/api.h"
 #include "providers/proxmox/client.h"
 
@@ -55,6 +56,7 @@ const char* kUpid = "UPID:pve2:0000ABCD:00112233:65A0B0C0:vzcreate:101:root@pam!
 
 TEST(Pve, UnwrapsDataAndCountsRoutes) {
   Fixture f;
+  const auto before = base::request_tallies();
   f.ok(json{{"version", "8.2.4"}});
   auto r = f.pve.get("/version");
   ASSERT_TRUE(r.has_value());
@@ -64,6 +66,19 @@ TEST(Pve, UnwrapsDataAndCountsRoutes) {
   EXPECT_EQ(f.pve.counts().total, 2u);
   EXPECT_EQ(f.pve.counts().mutating, 1u);
   EXPECT_EQ(f.pve.counts().by_route.at("POST /nodes/{node}/lxc/{vmid}/status/start"), 1u);
+  // The process-wide tally (what `sync all` reports) counts them as the Proxmox API's; the
+  // guest agent's calls apart.
+  f.ok(json{{"pid", 7}});
+  ASSERT_TRUE(f.pve.call(Method::kPost, "/nodes/pve/qemu/1001/agent/exec").has_value());
+  auto after = base::request_tallies();
+  auto grew = [&](const std::string& provider, bool mutating) {
+    auto was = before.contains(provider) ? before.at(provider) : base::RequestTally{};
+    auto is = after.contains(provider) ? after.at(provider) : base::RequestTally{};
+    return mutating ? is.mutating - was.mutating : is.total - was.total;
+  };
+  EXPECT_EQ(grew("proxmox", false), 2u);
+  EXPECT_EQ(grew("proxmox", true), 1u);
+  EXPECT_EQ(grew("proxmox-agent", false), 1u);
 }
 
 TEST(Pve, ParameterErrorsAreListed) {
