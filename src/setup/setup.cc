@@ -72,9 +72,10 @@ class Applier {
     report_.error = base::Error(e.kind(), feature_ + ": " + what + ": " + e.message());
   }
 
-  // Runs a command that reads; nullopt (and the failure recorded) when it could not run.
+  // Runs a command that reads (sent again where the channel cannot tell whether it ran);
+  // nullopt (and the failure recorded) when it could not run.
   std::optional<base::ProcessResult> look(const std::vector<std::string>& argv) {
-    auto r = guest_.run(argv, {});
+    auto r = guest_.run_repeatable(argv, {});
     if (!r) {
       fail(r.error(), "running " + base::join(argv, " "));
       return std::nullopt;
@@ -428,7 +429,7 @@ Report wait_healthy(guest::GuestChannel& guest, const std::vector<features::Heal
           why = prober.tcp(c.address, c.port);
           break;
         case features::HealthCheck::Kind::kCommand: {
-          auto r = guest.run(c.argv, {});
+          auto r = guest.run_repeatable(c.argv, {});  // a check only reads
           if (!r) {
             why = r.error().message();
           } else if (!r->ok()) {

@@ -34,6 +34,8 @@ Commands:
   status [--dir D] [--output json]
   run [--dir D] PHOENIX_ARGS...             phoenix -C DIR/estate/etc --state-dir DIR/state ...,
                                             in the lab's namespace with its pct
+  faults [--fail-rate F] [--drop-rate F] [--lock-rate F] [--task-fail-rate F] [--latency-ms N]
+         [--off]                            pve-sim's injected faults, changed while it runs
 Internal: hook start|stop|destroy VMID (pve-sim), agent VMID ARGV..., pct exec VMID -- ARGV...,
 dns-reload.
 
@@ -905,6 +907,40 @@ def cmd_dns_reload(args):
     return 0
 
 
+FAULT_KEYS = ("fail_rate", "drop_rate", "lock_rate", "task_fail_rate", "latency_ms")
+
+
+def sim_api(state, method, path, params=None):
+    """One request to the lab's pve-sim (in its namespace, its certificate verified, the lab's
+    token); the answer's data."""
+    d = state["dir"]
+    with open(os.path.join(d, "secrets", "proxmox_token")) as f:
+        secret = f.read().strip()
+    argv = ["curl", "-sS", "--fail-with-body", "--cacert", os.path.join(d, "node", "pve-ssl.pem"),
+            "-X", method, "-H", "@-"]
+    for k, v in (params or {}).items():
+        argv += ["--data-urlencode", f"{k}={v}"]
+    # The token goes on standard input, not in an argument that `ps` shows.
+    r = run(in_netns(state, argv + [f"https://127.0.0.1:{PVE_PORT}/api2/json{path}"]),
+            check=False, timeout=30, input=f"Authorization: PVEAPIToken={TOKEN_ID}={secret}\n")
+    if r.returncode != 0:
+        raise LabError(f"pve-sim {method} {path}: {(r.stdout + r.stderr).strip()}")
+    return json.loads(r.stdout)["data"]
+
+
+def cmd_faults(args):
+    d = lab_dir(args)
+    state = load_state(d)
+    if not state or not alive(state.get("pve_sim_pid")):
+        raise LabError(f"no lab running in {d}: phoenix lab up first")
+    params = {k: 0 for k in FAULT_KEYS} if args.off else {}
+    params.update({k: getattr(args, k) for k in FAULT_KEYS if getattr(args, k) is not None})
+    doc = sim_api(state, "PUT" if params else "GET", "/_sim/faults", params)
+    print(json.dumps(doc) if args.output == "json" else
+          "pve-sim faults: " + ", ".join(f"{k} {doc[k]}" for k in FAULT_KEYS))
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="phoenix lab", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -929,6 +965,17 @@ def main(argv=None):
     pc.add_argument("rest", nargs=argparse.REMAINDER)
     sub.add_parser("dns-reload")
     sub.add_parser("stop-guests")
+    fl = sub.add_parser("faults", help="pve-sim's injected faults: show them, or change them "
+                                       "while the lab runs")
+    for k in FAULT_KEYS:
+        fl.add_argument("--" + k.replace("_", "-"), dest=k, type=float,
+                        help="milliseconds added to each request" if k == "latency_ms" else
+                        "fraction of " + {"fail_rate": "requests answered 500/503",
+                                          "drop_rate": "requests left unanswered",
+                                          "lock_rate": "guest calls finding the guest locked",
+                                          "task_fail_rate": "tasks that fail"}[k])
+    fl.add_argument("--off", action="store_true", help="every rate 0 (then the options given)")
+    fl.add_argument("--output", choices=("text", "json"), default="text")
     sub.add_parser("overlay-route", help="route the Traefik guest into the Swarm's overlay "
                                          "network (done after each `run sync all`)")
     for sp in sub.choices.values():
@@ -950,7 +997,7 @@ def main(argv=None):
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
                 "hook": cmd_hook, "agent": cmd_agent, "pct": cmd_pct,
                 "dns-reload": cmd_dns_reload, "stop-guests": cmd_stop_guests,
-                "overlay-route": cmd_overlay_route}
+                "overlay-route": cmd_overlay_route, "faults": cmd_faults}
     try:
         return handlers[args.command](args)
     except (LabError, lxc_guest.GuestError) as e:

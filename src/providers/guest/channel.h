@@ -45,12 +45,10 @@ class GuestChannel {
   // as its arguments.
   virtual base::Result<bool> link(const std::string& path, const std::string& target,
                                   bool check_only = false);
-
- protected:
-  // `run`, for a command that may run twice (the fixed scripts that read and write files):
-  // where the channel can tell, such a command is sent again after a failure that leaves in
-  // doubt whether it ran.
-  virtual base::Result<base::ProcessResult> run_idempotent(const std::vector<std::string>& argv,
+  // `run`, for a command that may run twice (one that only reads, or the channel's own file
+  // scripts): where the channel cannot tell whether a command ran (a guest agent's exec whose
+  // answer was lost or was a 500), it sends such a command again.
+  virtual base::Result<base::ProcessResult> run_repeatable(const std::vector<std::string>& argv,
                                                            std::string_view input = {}) {
     return run(argv, input);
   }

@@ -117,8 +117,7 @@ class ExecGuest final : public GuestChannel {
 
   std::string describe() const override { return description_; }
 
- protected:
-  base::Result<base::ProcessResult> run_idempotent(const std::vector<std::string>& argv,
+  base::Result<base::ProcessResult> run_repeatable(const std::vector<std::string>& argv,
                                                    std::string_view input) override {
     return reach(again_(argv, input));
   }
@@ -178,7 +177,7 @@ constexpr const char* kLinkScript =
 base::Result<bool> GuestChannel::link(const std::string& path, const std::string& target,
                                       bool check_only) {
   auto r = PHX_TRY(
-      run_idempotent({"sh", "-c", kLinkScript, "sh", path, target, check_only ? "check" : "make"}));
+      run_repeatable({"sh", "-c", kLinkScript, "sh", path, target, check_only ? "check" : "make"}));
   if (r.exit_code == 3) return false;
   if (r.ok()) return true;
   return base::fail(base::ErrorKind::kInternal,
