@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """`phoenix sync all` on the lab, measured (DESIGN.md §6, issue: sync all, item 8).
 
-Usage: lab_bench.py --phoenix PHOENIX [--estate DIR] [--output text|json] [--keep]
+Usage: lab_bench.py --phoenix PHOENIX [--estate DIR] [--scale N] [--output text|json] [--keep]
 
 On a lab of its own (`phoenix lab up` with a unique name and directory, removed at the end
-unless --keep), for the estate given (default examples/estate):
+unless --keep), for the estate given (default examples/estate), or with --scale N a copy of it N
+times its size (scale_estate):
   1. `sync all` from nothing (no guest yet) to converged;
   2. `sync all` again, with nothing to do;
   3. a changed label: the host of the first Swarm router found in a stack's phoenix.json is
@@ -17,6 +18,7 @@ requests pve-sim counted. It measures; it asserts nothing but that each run conv
 Needs root and what `phoenix lab up` needs (scripts/bench.sh --lab runs it).
 """
 import argparse
+import ipaddress
 import json
 import os
 import re
@@ -24,6 +26,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -105,6 +108,80 @@ class Lab:
                 "pve_sim_requests": {k: after[k] - before[k] for k in after}}
 
 
+def scale_estate(source, n, dest):
+    """A copy of the estate at `source`, `n` times the size of what the lab runs of it, in
+    `dest`: for each further copy, as many LXCs as it has without a GPU (plain ones: base_setup
+    and trusted_ca, on the CA), as many worker VMs as it has VMs (copies of its first worker),
+    and a copy of each stack a worker names, its routers and host names made unique and given
+    to that copy's workers. Addresses and MACs come from the estate's own subnet."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("out", "*.tmp"))
+    etc = os.path.join(dest, "etc")
+    lxc_path = os.path.join(etc, "phoenix_lxc_configs.json")
+    vm_path = os.path.join(etc, "phoenix_vm_configs.json")
+    with open(lxc_path) as f:
+        lxc_doc = json.load(f)
+    with open(vm_path) as f:
+        vm_doc = json.load(f)
+    lxcs, vms = lxc_doc["lxc_configs"], vm_doc["vms"]
+    plain = {k: c for k, c in lxcs.items() if c.get("gpu_assignment", "none") in ("none", "")
+             and "vllm" not in c.get("features", [])}
+    guests_vms = [v for v in vms if not v.get("is_template")]
+    worker = next(v for v in vms if v.get("swarm_role") == "worker")
+    ca = next(k for k, c in lxcs.items() if "step_ca" in c.get("features", []))
+    template = plain[next(iter(plain))]
+    used = {c["network_config"]["ip"].split("/")[0] for c in lxcs.values()}
+    used |= {v.get("network_config", {}).get("ip", "").split("/")[0] for v in vms}
+    net = ipaddress.ip_interface(template["network_config"]["ip"]).network
+    free = (str(a) for a in net.hosts() if str(a) not in used and int(a.packed[-1]) >= 20)
+    stacks_dir = os.path.join(dest, "stacks")
+    names = sorted({(r if isinstance(r, str) else r["name"]) for r in worker.get("docker_stacks", [])})
+    next_ct, next_vm = 200, max(int(v["vmid"]) for v in vms) + 1
+    for k in range(1, n):
+        for _ in plain:
+            ip = next(free)
+            c = json.loads(json.dumps(template))
+            for key in ("application_script", "id_maps", "mount_points", "dependencies"):
+                c.pop(key, None)
+            c.update(name=f"app-{next_ct}", features=["base_setup", "trusted_ca"],
+                     dependencies=[ca], memory_mb=512, cores=1, storage_size_gb=8,
+                     mac_address="52:54:00:%02X:%02X:%02X" % (0xAB, next_ct // 256, next_ct % 256),
+                     firewall={"enabled": True, "rules": []})
+            c["network_config"] = dict(template["network_config"], ip=f"{ip}/{net.prefixlen}")
+            lxcs[str(next_ct)] = c
+            next_ct += 1
+        copies = []
+        for name in names:
+            copy = f"{name}_{k}"
+            shutil.copytree(os.path.join(stacks_dir, name), os.path.join(stacks_dir, copy))
+            path = os.path.join(stacks_dir, copy, "phoenix.json")
+            with open(path) as f:
+                text = f.read()
+            text = re.sub(r"(routers|services)\.([A-Za-z0-9_-]+)\.", rf"\1.\2-{k}.", text)
+            text = re.sub(r"Host\(`([^`]+)`\)", lambda m: f"Host(`c{k}-{m.group(1)}`)", text)
+            with open(path, "w") as f:
+                f.write(text)
+            copies.append(copy)
+        for j, _ in enumerate(guests_vms):
+            v = json.loads(json.dumps(worker))
+            vmid = next_vm
+            next_vm += 1
+            v.update(vmid=vmid, name=f"worker-{vmid}", portainer_environment_name=f"worker-{vmid}",
+                     docker_stacks=copies if j == 0 else [])
+            if "portainer_agent_hostname" in v:
+                v["portainer_agent_hostname"] = f"worker-{vmid}-agent." + \
+                    worker["portainer_agent_hostname"].split(".", 1)[1]
+            v["network_config"] = dict(worker["network_config"],
+                                       ip=f"{next(free)}/{net.prefixlen}")
+            for vol in v.get("volumes", []):
+                if "path" in vol:
+                    vol["path"] = vol["path"].replace(str(worker["vmid"]), str(vmid))
+            vms.append(v)
+    for path, doc in ((lxc_path, lxc_doc), (vm_path, vm_doc)):
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=4)
+    return dest
+
+
 def change_label(lab):
     """Gives the first Swarm router of the lab's estate a new host name; returns it."""
     stacks = os.path.join(lab.dir, "estate", "stacks")
@@ -176,14 +253,20 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--phoenix", default=os.path.join(REPO, "build", "release", "src", "phoenix"))
     p.add_argument("--estate", default=os.path.join(REPO, "examples", "estate"))
+    p.add_argument("--scale", type=int, default=1,
+                   help="run the estate this many times its size (see scale_estate)")
     p.add_argument("--output", choices=("text", "json"), default="text")
     p.add_argument("--keep", action="store_true", help="leave the lab up")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("lab_bench: the lab needs root", file=sys.stderr)
         return 1
-    lab = Lab(os.path.abspath(args.phoenix), os.path.abspath(args.estate), args.keep)
-    doc = {"estate": args.estate}
+    estate = os.path.abspath(args.estate)
+    work = tempfile.mkdtemp(prefix="phoenix-lab-bench-")
+    if args.scale > 1:
+        estate = scale_estate(estate, args.scale, os.path.join(work, "estate"))
+    lab = Lab(os.path.abspath(args.phoenix), estate, args.keep)
+    doc = {"estate": args.estate, "scale": args.scale}
     try:
         started = time.monotonic()
         lab.up()
@@ -201,11 +284,13 @@ def main():
         return 1
     finally:
         lab.down()
+        shutil.rmtree(work, ignore_errors=True)
     if args.output == "json":
         print(json.dumps(doc, indent=1))
         return 0
     lc = doc["label_change"]
-    print(f"estate {doc['estate']}: {doc['guests']} guests; lab up {doc['lab_up_s']} s")
+    print(f"estate {doc['estate']} x{doc['scale']}: {doc['guests']} guests; "
+          f"lab up {doc['lab_up_s']} s")
     print(f"{'run':<22} {'wall s':>8} {'changed':>9}  pve-sim API (mutating)  "
           f"Phoenix's requests: provider total/mutating")
     for label, run in (("sync all from nothing", doc["from_nothing"]),
