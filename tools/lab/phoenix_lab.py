@@ -369,6 +369,35 @@ def check_prereqs():
             raise LabError(f"{prog} is not installed: run scripts/install-deps.sh")
 
 
+INOTIFY_INSTANCES = "/proc/sys/fs/inotify/max_user_instances"
+
+
+def ensure_inotify(guests):
+    """Each guest's systemd takes inotify instances of root's, 128 by default on Debian: past
+    about 15 guests, systemd in the next one cannot start its units and the guest never comes
+    up. Raises the limit (a kernel setting of this machine's, as LXD asks of hosts) when the
+    estate needs more, and says so."""
+    need = 64 + 8 * guests
+    try:
+        with open(INOTIFY_INSTANCES) as f:
+            have = int(f.read().strip())
+    except (OSError, ValueError):
+        return
+    if have >= need:
+        return
+    with open(INOTIFY_INSTANCES, "w") as f:
+        f.write(f"{need}\n")
+    say(f"fs.inotify.max_user_instances raised from {have} to {need} for {guests} guests "
+        f"(sysctl -w fs.inotify.max_user_instances={have} puts it back)")
+
+
+def count_guests(etc):
+    with open(os.path.join(etc, "phoenix_lxc_configs.json")) as f:
+        n = len(json.load(f).get("lxc_configs", {}))
+    with open(os.path.join(etc, "phoenix_vm_configs.json")) as f:
+        return n + sum(1 for v in json.load(f).get("vms", []) if not v.get("is_template"))
+
+
 def start_daemon(argv, log, state):
     with open(log, "a") as out:
         p = subprocess.Popen(in_netns(state, argv), stdin=subprocess.DEVNULL, stdout=out,
@@ -505,6 +534,7 @@ def cmd_up(args):
             say(f"LXC {ctid} is left out of the lab's estate: {why}")
         for vmid, feature in added.items():
             say(f"VM {vmid}: {feature} added (its engine must answer on TCP for the swarm join)")
+        ensure_inotify(count_guests(etc))
 
         say(f"the network namespace {state['netns']}, bridge {BRIDGE} {node['address']}")
         run(["ip", "netns", "add", state["netns"]])
