@@ -249,6 +249,23 @@ def fmt_requests(run):
     return ", ".join(parts)
 
 
+def print_text(doc):
+    lc = doc["label_change"]
+    print(f"estate {doc['estate']} x{doc['scale']}: {doc['guests']} guests; "
+          f"lab up {doc['lab_up_s']} s")
+    print(f"{'run':<22} {'wall s':>8} {'changed':>9}  pve-sim API (mutating)  "
+          f"Phoenix's requests: provider total/mutating")
+    for label, run in (("sync all from nothing", doc["from_nothing"]),
+                       ("sync all, no-op", doc["no_op"]),
+                       ("sync all, label", lc["sync_all"])):
+        sim = run["pve_sim_requests"]
+        print(f"{label:<22} {run['wall_s']:>8} {run['changed']:>4}/{run['actions']:<4}  "
+              f"{sim['total']:>6} ({sim['mutating']:>3}) +{sim['agent']:<5} agent  "
+              f"{fmt_requests(run)}")
+    print(f"changed label ({lc['stack']}: {lc['from']} -> {lc['to']}) to a route that answers "
+          f"through the gateway: {lc['route_answers_s']} s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--phoenix", default=os.path.join(REPO, "build", "release", "src", "phoenix"))
@@ -288,20 +305,7 @@ def main():
     if args.output == "json":
         print(json.dumps(doc, indent=1))
         return 0
-    lc = doc["label_change"]
-    print(f"estate {doc['estate']} x{doc['scale']}: {doc['guests']} guests; "
-          f"lab up {doc['lab_up_s']} s")
-    print(f"{'run':<22} {'wall s':>8} {'changed':>9}  pve-sim API (mutating)  "
-          f"Phoenix's requests: provider total/mutating")
-    for label, run in (("sync all from nothing", doc["from_nothing"]),
-                       ("sync all, no-op", doc["no_op"]),
-                       ("sync all, label", lc["sync_all"])):
-        sim = run["pve_sim_requests"]
-        print(f"{label:<22} {run['wall_s']:>8} {run['changed']:>4}/{run['actions']:<4}  "
-              f"{sim['total']:>6} ({sim['mutating']:>3}) +{sim['agent']:<5} agent  "
-              f"{fmt_requests(run)}")
-    print(f"changed label ({lc['stack']}: {lc['from']} -> {lc['to']}) to a route that answers "
-          f"through the gateway: {lc['route_answers_s']} s")
+    print_text(doc)
     return 0
 
 
