@@ -20,9 +20,9 @@ inline constexpr std::size_t kAgentInputLimit = 65536;
 // result; the run fails when the agent cannot start it (the VM is down, its agent not running:
 // transient), when the input is larger than the API takes, or when it does not exit within
 // `timeout`. `pve` must outlive the runner. A `repeatable` runner is for programs that may run
-// twice (Phoenix's own idempotent file scripts): its exec request is sent again after any
-// server failure or lost answer, where an ordinary one is only after those that say the program
-// was not started.
+// twice (reads, and Phoenix's own idempotent file scripts): its exec request is sent again after
+// any server failure or lost answer, where an ordinary one is only after those that say the
+// program was not started.
 base::Runner agent_runner(Pve& pve, std::string node, std::uint32_t vmid,
                           std::chrono::milliseconds timeout = std::chrono::minutes(5),
                           std::chrono::milliseconds poll = std::chrono::milliseconds(200),

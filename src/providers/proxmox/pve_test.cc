@@ -163,6 +163,32 @@ TEST(Pve, WritesAreRetriedOnlyWhenNotCarriedOut) {
   }
 }
 
+TEST(Pve, RepeatableWritesAreRetriedAsReads) {
+  {
+    Fixture f;  // a 500 and a lost answer: it may have run, and may run again
+    f.http(500, "Internal Server Error");
+    f.fail(ErrorKind::kTimeout);
+    f.ok(json{{"pid", 42}});
+    auto r = f.pve.call_repeatable(Method::kPost, "/nodes/pve/qemu/1001/agent/exec");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ((*r)["pid"], 42);
+    EXPECT_EQ(f.seen.size(), 3u);
+  }
+  {
+    Fixture f;  // an ordinary write stops at the 500
+    f.http(500, "Internal Server Error");
+    f.ok(json{{"pid", 42}});
+    EXPECT_FALSE(f.pve.call(Method::kPost, "/nodes/pve/qemu/1001/agent/exec").has_value());
+    EXPECT_EQ(f.seen.size(), 1u);
+  }
+  {
+    Fixture f;  // a refusal is not retried either way
+    f.http(400, "Parameter verification failed.");
+    EXPECT_FALSE(f.pve.call_repeatable(Method::kPost, "/nodes/pve/qemu/1001/agent/exec"));
+    EXPECT_EQ(f.seen.size(), 1u);
+  }
+}
+
 TEST(Pve, WaitsForTheTaskOnItsOwnNode) {
   Fixture f;
   f.ok(json{{"status", "running"}});
