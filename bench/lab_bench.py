@@ -283,7 +283,8 @@ def main():
     if args.scale > 1:
         estate = scale_estate(estate, args.scale, os.path.join(work, "estate"))
     lab = Lab(os.path.abspath(args.phoenix), estate, args.keep)
-    doc = {"estate": args.estate, "scale": args.scale}
+    shown = os.path.relpath(args.estate, REPO)
+    doc = {"estate": args.estate if shown.startswith("..") else shown, "scale": args.scale}
     try:
         started = time.monotonic()
         lab.up()
