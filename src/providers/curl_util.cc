@@ -44,8 +44,10 @@ TransferFailure classify_failure(void* handle, int curl_code, const char* error_
              code == CURLE_SSL_CONNECT_ERROR) {
     f.kind = base::ErrorKind::kPermission;
   } else if (code == CURLE_OPERATION_TIMEDOUT || code == CURLE_GOT_NOTHING ||
-             code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE) {
-    // Sent (or perhaps sent): whether the server acted on it is unknown.
+             code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE ||
+             code == CURLE_HTTP2 || code == CURLE_HTTP2_STREAM) {
+    // Sent (or perhaps sent): whether the server acted on it is unknown. An HTTP/2 framing
+    // error is a connection that broke (seen from a step-ca that had just started).
     f.kind = sent > 0 ? base::ErrorKind::kTimeout : base::ErrorKind::kTransient;
   }
   return f;

@@ -26,6 +26,12 @@ constexpr const char* kScriptDir = "/usr/local/lib/phoenix";
 constexpr std::size_t kCompareByHash = 256 * 1024;
 constexpr const char* kScriptHash = "/var/lib/phoenix/application_script.sha256";
 constexpr const char* kScriptLog = "/var/log/phoenix/application_script.log";
+// One file per changed path whose restart or command is still owed (its content: the path).
+// Written before the path changes and removed once a whole run has acted on it, so that a run
+// that fails in between leaves the next one knowing what it owes.
+constexpr const char* kOwedDir = "/var/lib/phoenix/owed";
+constexpr const char* kListOwed =
+    "for f in \"$1\"/*; do [ -f \"$f\" ] && cat -- \"$f\"; done; exit 0";
 
 std::string tail(std::string text, std::size_t n = 600) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
@@ -42,8 +48,20 @@ std::string octal(unsigned mode) {
 // One guest's run: what changed so far (for restart_on and on_change), and the report.
 class Applier {
  public:
-  Applier(guest::GuestChannel& guest, const Artifacts& artifacts, const Options& options)
-      : guest_(guest), artifacts_(artifacts), options_(options) {}
+  Applier(guest::GuestChannel& guest, const std::vector<features::Plan>& plans,
+          const Artifacts& artifacts, const Options& options)
+      : guest_(guest), artifacts_(artifacts), options_(options) {
+    for (const features::Plan& plan : plans) {
+      for (const features::Step& step : plan.steps) {
+        if (const auto* s = std::get_if<ServiceStep>(&step)) {
+          if (s->unit) watched_.insert(s->unit->path);
+          watched_.insert(s->restart_on.begin(), s->restart_on.end());
+        } else if (const auto* c = std::get_if<CommandStep>(&step)) {
+          watched_.insert(c->on_change.begin(), c->on_change.end());
+        }
+      }
+    }
+  }
 
   void apply(const features::Plan& plan) {
     feature_ = plan.feature;
@@ -53,7 +71,21 @@ class Applier {
     }
   }
 
-  Report take() { return std::move(report_); }
+  // After every plan: what a restart or command was owed for has been acted on, so its marker
+  // goes (only when the whole run succeeded).
+  Report take() {
+    if (!report_.error && !options_.dry_run) {
+      std::vector<std::string> argv{"rm", "-f", "--"};
+      for (const std::string& p : watched_) {
+        if (owed_marked_.contains(p) || (owed_ && owed_->contains(p))) argv.push_back(marker(p));
+      }
+      if (argv.size() > 3) {
+        feature_ = "owed";
+        act(argv);
+      }
+    }
+    return std::move(report_);
+  }
 
  private:
   // ---- reporting --------------------------------------------------------------------------
@@ -101,7 +133,40 @@ class Applier {
     return true;
   }
 
-  bool changed_path(const std::string& path) const { return changed_.contains(path); }
+  // Whether `path` changed in this run, or in an earlier one that failed before acting on it.
+  bool changed_path(const std::string& path) {
+    if (changed_.contains(path)) return true;
+    if (!owed_) {
+      auto r = look({"sh", "-c", kListOwed, "sh", kOwedDir});
+      if (!r) return false;
+      if (!r->ok()) {
+        fail(ErrorKind::kInternal, std::string("listing ") + kOwedDir + " exited with " +
+                                       std::to_string(r->exit_code) + ": " + tail(r->err));
+        return false;
+      }
+      owed_.emplace();
+      for (const std::string& line : base::split(r->out, '\n')) {
+        if (!line.empty()) owed_->insert(line);
+      }
+    }
+    return owed_->contains(path);
+  }
+
+  static std::string marker(const std::string& path) {
+    return std::string(kOwedDir) + "/" + base::sha256_hex(path).substr(0, 16);
+  }
+
+  // Called before `path` changes: when something acts on its change, the marker says so to
+  // the next run should this one fail before it acts.
+  bool mark_owed(const std::string& path) {
+    if (options_.dry_run || !watched_.contains(path) || owed_marked_.contains(path)) return true;
+    if (auto w = guest_.write_file(marker(path), path + "\n", {"root", "root", 0644}); !w) {
+      fail(w.error(), "writing " + marker(path));
+      return false;
+    }
+    owed_marked_.insert(path);
+    return true;
+  }
 
   // ---- steps ------------------------------------------------------------------------------
 
@@ -199,6 +264,7 @@ class Applier {
       }
     }
     if (!same) {
+      if (!mark_owed(f.path)) return std::nullopt;
       if (!options_.dry_run) {
         if (auto w = guest_.write_file(f.path, *content, spec); !w) {
           fail(w.error(), "writing " + f.path);
@@ -218,6 +284,7 @@ class Applier {
     std::string want = f.owner + ":" + f.group + ":" + octal(f.mode);
     std::string have = tail(st->out);
     if (st->ok() && have == want) return false;
+    if (!mark_owed(f.path)) return std::nullopt;
     if (!act({"chown", "--", f.owner + ":" + f.group, f.path}) ||
         !act({"chmod", "--", octal(f.mode), f.path})) {
       return std::nullopt;
@@ -240,6 +307,7 @@ class Applier {
       return;
     }
     std::string dir = l.path.substr(0, l.path.rfind('/'));
+    if (!mark_owed(l.path)) return;
     if (!dir.empty() && !act({"mkdir", "-p", "--", dir})) return;
     if (!act({"ln", "-sfn", "--", l.target, l.path})) return;
     record("link", l.path + " -> " + l.target, true);
@@ -253,21 +321,32 @@ class Applier {
       record("ok", a.path + " is absent", false);
       return;
     }
+    if (!mark_owed(a.path)) return;
     if (!act({"rm", "-f", "--", a.path})) return;
     record("remove", a.path, true);
     changed_.insert(a.path);
   }
 
   void daemon_reload_if_needed() {
-    bool units_changed = std::any_of(changed_.begin(), changed_.end(), [&](const std::string& p) {
-      return p.starts_with("/etc/systemd/system/") && !reloaded_units_.contains(p);
-    });
-    if (!units_changed) return;
-    if (!act({"systemctl", "daemon-reload"})) return;
+    std::vector<std::string> units;
     for (const std::string& p : changed_) {
-      if (p.starts_with("/etc/systemd/system/")) reloaded_units_.insert(p);
+      if (p.starts_with("/etc/systemd/system/") && !reloaded_units_.contains(p)) units.push_back(p);
     }
+    for (const std::string& p : watched_) {
+      if (p.starts_with("/etc/systemd/system/") && !reloaded_units_.contains(p) &&
+          !changed_.contains(p) && changed_path(p)) {
+        units.push_back(p);
+      }
+    }
+    if (units.empty() || report_.error) return;
+    if (!act({"systemctl", "daemon-reload"})) return;
+    reloaded_units_.insert(units.begin(), units.end());
     record("daemon-reload", "systemd", true);
+  }
+
+  // Why `path` counts as changed, for the report.
+  std::string changed_because(const std::string& path) const {
+    return path + (changed_.contains(path) ? " changed" : " changed in a run that did not finish");
   }
 
   void step(const ServiceStep& s) {
@@ -275,7 +354,7 @@ class Applier {
     if (s.unit) {
       auto changed = put(*s.unit);
       if (!changed) return;
-      unit_changed = *changed;
+      unit_changed = *changed || changed_path(s.unit->path);
     }
     daemon_reload_if_needed();
     if (report_.error) return;
@@ -296,10 +375,11 @@ class Applier {
       return;
     }
     std::vector<std::string> why;
-    if (unit_changed) why.push_back("its unit changed");
+    if (unit_changed) why.push_back("its unit " + changed_because(s.unit->path));
     for (const std::string& p : s.restart_on) {
-      if (changed_path(p)) why.push_back(p + " changed");
+      if (changed_path(p)) why.push_back(changed_because(p));
     }
+    if (report_.error) return;
     if (why.empty()) {
       record("ok", s.name + " is running", false);
       return;
@@ -321,6 +401,7 @@ class Applier {
     if (!c.on_change.empty() &&
         std::none_of(c.on_change.begin(), c.on_change.end(),
                      [&](const std::string& p) { return changed_path(p); })) {
+      if (report_.error) return;
       record("ok", c.name + " (nothing it depends on changed)", false);
       return;
     }
@@ -342,6 +423,9 @@ class Applier {
   std::string feature_;
   std::set<std::string> changed_;
   std::set<std::string> reloaded_units_;
+  std::set<std::string> watched_;              // paths whose change a later step acts on
+  std::set<std::string> owed_marked_;          // markers this run wrote
+  std::optional<std::set<std::string>> owed_;  // markers found in the guest, once looked at
   Report report_;
 };
 
@@ -349,7 +433,7 @@ class Applier {
 
 Report apply_features(guest::GuestChannel& guest, const std::vector<features::Plan>& plans,
                       const Artifacts& artifacts, const Options& options) {
-  Applier a(guest, artifacts, options);
+  Applier a(guest, plans, artifacts, options);
   for (const features::Plan& p : plans) a.apply(p);
   return a.take();
 }

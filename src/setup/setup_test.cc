@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "base/hash.h"
 #include "config/loader.h"
 #include "fakes/fake_system.h"
 #include "render/render.h"
@@ -53,6 +54,11 @@ Plan web(std::string site) {
   return p;
 }
 
+// The marker a run leaves in the guest while a restart or command is owed for `path`.
+std::string owed(const std::string& path) {
+  return "/var/lib/phoenix/owed/" + base::sha256_hex(path).substr(0, 16);
+}
+
 fakes::FakeSystem debian() {
   fakes::FakeSystem sys;
   sys.available = {"nginx-light", "curl", "jq"};
@@ -70,10 +76,12 @@ TEST(ApplyFeatures, FirstRunConvergesSecondChangesNothing) {
       sys.changes(),
       (Strings{"env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
                "--no-install-recommends nginx-light",
+               "<write> " + owed("/etc/nginx/sites-available/site"),
                "<write> /etc/nginx/sites-available/site", "mkdir -p -- /etc/nginx/sites-enabled",
                "ln -sfn -- /etc/nginx/sites-available/site /etc/nginx/sites-enabled/site",
                "rm -f -- /etc/nginx/sites-enabled/default", "systemctl enable nginx",
-               "systemctl start nginx", "announce site"}));
+               "systemctl start nginx", "announce site",
+               "rm -f -- " + owed("/etc/nginx/sites-available/site")}));
   EXPECT_TRUE(sys.installed.contains("nginx-light"));
   EXPECT_EQ(sys.units["nginx"].starts, 1);
 
@@ -91,10 +99,43 @@ TEST(ApplyFeatures, AChangedInputReloadsItsServiceAndRunsItsCommandOnce) {
   sys.runs.clear();
   Report r = apply_features(sys, {web("b\n")}, {}, {});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(sys.changes(), (Strings{"<write> /etc/nginx/sites-available/site",
-                                    "systemctl reload nginx", "announce site"}));
+  EXPECT_EQ(sys.changes(),
+            (Strings{"<write> " + owed("/etc/nginx/sites-available/site"),
+                     "<write> /etc/nginx/sites-available/site", "systemctl reload nginx",
+                     "announce site", "rm -f -- " + owed("/etc/nginx/sites-available/site")}));
   EXPECT_EQ(sys.units["nginx"].reloads, 1);
   EXPECT_EQ(sys.units["nginx"].restarts, 0);
+}
+
+// A run that changed the site and then failed before the reload (a lost answer, a 500) leaves
+// the reload and the command owed: the next run, which finds the site right, still does them.
+TEST(ApplyFeatures, WhatAChangedFileOwesSurvivesARunThatFailed) {
+  fakes::FakeSystem sys = debian();
+  ASSERT_TRUE(apply_features(sys, {web("a\n")}, {}, {}).ok());
+  sys.fails = {"systemctl reload"};
+  Report failed = apply_features(sys, {web("b\n")}, {}, {});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error->message(), "web: `systemctl reload nginx` exited with 1");
+  EXPECT_EQ(sys.files["/etc/nginx/sites-available/site"].content, "b\n");
+  EXPECT_EQ(sys.runs_count("announce"), 1) << "only the first run's";
+
+  sys.fails.clear();
+  sys.runs.clear();
+  Report next = apply_features(sys, {web("b\n")}, {}, {});
+  ASSERT_TRUE(next.ok()) << next.error->message();
+  EXPECT_EQ(sys.changes(), (Strings{"systemctl reload nginx", "announce site",
+                                    "rm -f -- " + owed("/etc/nginx/sites-available/site")}));
+  bool said = false;
+  for (const Action& a : next.actions) {
+    said |= a.detail ==
+            "nginx (/etc/nginx/sites-available/site changed in a run that did not "
+            "finish)";
+  }
+  EXPECT_TRUE(said);
+
+  sys.runs.clear();
+  ASSERT_TRUE(apply_features(sys, {web("b\n")}, {}, {}).ok());
+  EXPECT_EQ(sys.changes(), Strings{}) << "owed once, done once";
 }
 
 TEST(ApplyFeatures, AUnitChangeReloadsSystemdAndRestarts) {
@@ -115,8 +156,19 @@ TEST(ApplyFeatures, AUnitChangeReloadsSystemdAndRestarts) {
   ASSERT_TRUE(apply_features(sys, {plan("[Service]\nExecStart=/a\n")}, {}, {}).ok());
   EXPECT_EQ(sys.changes(), Strings{});
   ASSERT_TRUE(apply_features(sys, {plan("[Service]\nExecStart=/b\n")}, {}, {}).ok());
-  EXPECT_EQ(sys.changes(), (Strings{"<write> /etc/systemd/system/thing.service",
-                                    "systemctl daemon-reload", "systemctl restart thing"}));
+  EXPECT_EQ(sys.changes(), (Strings{"<write> " + owed("/etc/systemd/system/thing.service"),
+                                    "<write> /etc/systemd/system/thing.service",
+                                    "systemctl daemon-reload", "systemctl restart thing",
+                                    "rm -f -- " + owed("/etc/systemd/system/thing.service")}));
+
+  // The unit written, then the run lost: the next reloads systemd and restarts all the same.
+  sys.fails = {"systemctl daemon-reload"};
+  ASSERT_FALSE(apply_features(sys, {plan("[Service]\nExecStart=/c\n")}, {}, {}).ok());
+  sys.fails.clear();
+  sys.runs.clear();
+  ASSERT_TRUE(apply_features(sys, {plan("[Service]\nExecStart=/c\n")}, {}, {}).ok());
+  EXPECT_EQ(sys.changes(), (Strings{"systemctl daemon-reload", "systemctl restart thing",
+                                    "rm -f -- " + owed("/etc/systemd/system/thing.service")}));
 }
 
 TEST(ApplyFeatures, OwnerAndModeDriftIsPutBack) {
@@ -317,8 +369,10 @@ TEST(GpuGuest, ExactCommandsAndFilesOfNvidiaAndVllm) {
                      "/opt/vllm/bin/python -c import importlib.metadata as m, sys; "
                      "sys.exit(m.version('vllm') != sys.argv[1]) 0.11.0",
                      "/opt/vllm/bin/pip install --no-input vllm==0.11.0",
+                     "<write> " + owed("/etc/systemd/system/vllm.service"),
                      "<write> /etc/systemd/system/vllm.service", "systemctl daemon-reload",
-                     "systemctl enable vllm", "systemctl start vllm"}));
+                     "systemctl enable vllm", "systemctl start vllm",
+                     "rm -f -- " + owed("/etc/systemd/system/vllm.service")}));
   EXPECT_EQ(sys.files["/usr/local/lib/phoenix/NVIDIA-Linux-x86_64-580.76.05.run"].spec.mode, 0755u);
   const std::string& unit = sys.files["/etc/systemd/system/vllm.service"].content;
   EXPECT_NE(unit.find("ExecStart=/opt/vllm/bin/vllm serve ibm-granite/granite-embedding-english-r2 "

@@ -8,11 +8,11 @@ Usage: lab_test.py PHOENIX
 A lab of this test's own (its own directory and namespace name, removed at the end even when a
 check fails), on the example estate less its GPU guest:
   1. `lab up`; `lab status` shows pve-sim and dnsmasq running and no guest yet.
-  2. From nothing to converged, under faults: pve-sim finds 20% of guest calls locked (`phoenix
-     lab faults`); `lab run sync all` is killed (SIGKILL, its whole process group) once pve-sim
-     has started guest tasks, then run again until it exits 0. Then: every guest is a running
-     container, once (no duplicate), the swarm has its two nodes, the stacks run. (Not yet
-     500s and lost answers: see the README's lab section.)
+  2. From nothing to converged, under faults: pve-sim answers 2% of requests 500/503, drops 0.5%
+     unanswered and finds 20% of guest calls locked (`phoenix lab faults`); `lab run sync all`
+     is killed (SIGKILL, its whole process group) once pve-sim has started guest tasks, then run
+     again until it exits 0. Then: every guest is a running container, once (no duplicate), the
+     swarm has its two nodes, the stacks run.
   3. The lab's DNS (dnsmasq on the node, queried for real) resolves each routed name to the
      Traefik guest, and each guest's name to its address.
   4. An HTTPS request through the Nginx gateway, with the internal root (read from the CA's guest)
@@ -127,9 +127,7 @@ def main():
 
         # 2. From nothing to converged, under faults and a kill.
         print("2. lab run sync all, from nothing, under pve-sim faults, killed once", flush=True)
-        # Lock conflicts only: a command answered 500 or lost may leave a guest that no later
-        # run finishes (a changed file whose service restart was lost; see README, the lab).
-        lab_cmd("faults", "--lock-rate", "0.2")
+        lab_cmd("faults", "--fail-rate", "0.02", "--drop-rate", "0.005", "--lock-rate", "0.2")
         started = time.monotonic()
         log = open(os.path.join(base, "killed-run.log"), "w+")
         killed = subprocess.Popen([phoenix, "lab", "run", "--dir", lab, "sync", "all"],
@@ -149,7 +147,8 @@ def main():
               f"{sim_stats()['tasks_started']} guest tasks started")
         runs = converge("under faults", 4)
         stats = sim_stats()
-        check(stats["locks_injected"] > 0,
+        check(stats["locks_injected"] > 0 and stats["faults_injected"] > 0 and
+              stats["drops_injected"] > 0,
               f"sync all converged the lab from nothing after the kill, in {len(runs)} more "
               f"run(s) ({', '.join(runs)}; {time.monotonic() - started:.0f}s in all), pve-sim "
               f"having injected {stats['faults_injected']} 500/503s, {stats['drops_injected']} "

@@ -3,10 +3,12 @@
 // A GuestChannel standing for a small Debian system, with state: files with owner and mode,
 // symbolic links, installed and installable packages, systemd units (enabled, active) and the
 // commands of the recipes. It answers the commands setup/ runs (dpkg-query, apt-get, stat,
-// chown, chmod, readlink, ln, mkdir, rm, test, systemctl, sh -c for a path test) as Debian does,
-// and records every command, so that a test sees what a run changed. Other programs succeed
-// unless `fails` names them; their runs are recorded too.
+// chown, chmod, readlink, ln, mkdir, rm, test, systemctl, sh -c for a path test or a directory's
+// files) as Debian does, and records every command, so that a test sees what a run changed.
+// Other programs succeed unless `fails` names them (or them and their first argument); their
+// runs are recorded too.
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -32,9 +34,9 @@ class FakeSystem final : public guest::GuestChannel {
   std::map<std::string, File> files;
   std::map<std::string, std::string> links;  // path -> target
   std::set<std::string> installed;
-  std::set<std::string> available;             // what apt-get can install
-  std::map<std::string, Unit> units;           // "nginx" (no .service)
-  std::set<std::string> fails;                 // programs that exit 1
+  std::set<std::string> available;    // what apt-get can install
+  std::map<std::string, Unit> units;  // "nginx" (no .service)
+  std::set<std::string> fails;        // programs ("nginx" or "systemctl restart") that exit 1
   std::vector<std::vector<std::string>> runs;  // every command, in order
   int daemon_reloads = 0;
 
@@ -89,7 +91,18 @@ class FakeSystem final : public guest::GuestChannel {
       r.out = std::move(out);
       return r;
     };
-    if (fails.contains(p)) return exit(1);
+    // Phoenix's own listing of a directory's files (not a recipe's program: `fails` is not asked).
+    if (p == "sh" && argv.size() == 5 && argv[2].starts_with("for f in")) {
+      std::string out;
+      for (const auto& [path, file] : files) {
+        if (path.starts_with(argv[4] + "/") &&
+            path.find('/', argv[4].size() + 1) == std::string::npos) {
+          out += file.content;
+        }
+      }
+      return exit(0, out);
+    }
+    if (fails.contains(p) || (argv.size() > 1 && fails.contains(p + " " + argv[1]))) return exit(1);
     if (p == "dpkg-query") {
       std::string out;
       for (std::size_t i = 3; i < argv.size(); ++i) {
@@ -132,8 +145,11 @@ class FakeSystem final : public guest::GuestChannel {
     }
     if (p == "mkdir") return r;
     if (p == "rm") {
-      files.erase(argv.back());
-      links.erase(argv.back());
+      auto dash = std::find(argv.begin(), argv.end(), "--");
+      for (auto it = dash == argv.end() ? argv.end() - 1 : dash + 1; it != argv.end(); ++it) {
+        files.erase(*it);
+        links.erase(*it);
+      }
       return r;
     }
     if (p == "test" && argv.size() == 3 && argv[1] == "-e") {
