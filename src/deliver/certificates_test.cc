@@ -127,15 +127,59 @@ TEST(DeliverCertificate, AFailedWritePutsBackWhatWasWritten) {
   ASSERT_TRUE(deliver_certificate(guest, ca, delivery(), now()).ok());
   auto before = guest.files;
   // The renewal writes the certificate, then the key (the empty chain is unchanged): the key
-  // fails.
-  guest.fail_write = guest.writes + 2;
+  // fails (after the marker of the reload it owes).
+  guest.fail_write = guest.writes + 3;
   Report r = deliver_certificate(guest, ca, delivery(), now() + 61 * 86400);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error->message().find("the previous file /etc/nginx/ssl/gw.crt is back"),
             std::string::npos)
       << r.error->message();
+  std::erase_if(guest.files, [](const auto& f) { return f.first.starts_with(guest::kOwedDir); });
   EXPECT_EQ(guest.files, before);
   EXPECT_EQ(guest.runs_of("systemctl"), 1);  // the first delivery's reload only
+}
+
+// A run that installed a renewed certificate and then failed to reload its service (or lost the
+// answer) leaves the reload owed: the next run, which keeps the certificate, still reloads.
+TEST(DeliverCertificate, AReloadOwedByARunThatFailedIsDoneByTheNext) {
+  fakes::FakeGuest guest;
+  OpensslCa ca;
+  guest.answers["systemctl"] = {{1, "nginx.service is not active, cannot reload."}};
+  Report r = deliver_certificate(guest, ca, delivery(), now());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->message(),
+            "the new certificate gw is installed, but reloading its service failed: `systemctl "
+            "reload nginx` exited with 1: nginx.service is not active, cannot reload.. Fix the "
+            "service; the next `phoenix sync certs` reloads it again");
+  ASSERT_TRUE(guest.files.contains("/etc/nginx/ssl/gw.crt"));
+
+  Report next = deliver_certificate(guest, ca, delivery(), now());
+  ASSERT_TRUE(next.ok()) << next.error->message();
+  EXPECT_EQ(next.steps.front().what, "keep");
+  EXPECT_TRUE(next.changed);
+  EXPECT_EQ(ca.issued, 1);
+  EXPECT_EQ(guest.runs_of("systemctl"), 2);
+
+  Report third = deliver_certificate(guest, ca, delivery(), now());
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(third.changed);
+  EXPECT_EQ(guest.runs_of("systemctl"), 2) << "owed once, done once";
+  for (const auto& [path, content] : guest.files) EXPECT_FALSE(path.starts_with(guest::kOwedDir));
+}
+
+TEST(DeliverRootFile, ARestartOwedByARunThatFailedIsDoneByTheNext) {
+  fakes::FakeGuest guest;
+  const Argv restart{"systemctl", "restart", "traefik"};
+  guest.answers["systemctl"] = {{1, "Job for traefik.service failed."}};
+  ASSERT_FALSE(deliver_root_file(guest, "/etc/traefik/root.crt", "ROOT", restart).ok());
+  Report next = deliver_root_file(guest, "/etc/traefik/root.crt", "ROOT", restart);
+  ASSERT_TRUE(next.ok()) << next.error->message();
+  EXPECT_TRUE(next.changed);
+  EXPECT_EQ(guest.runs_of("systemctl"), 2);
+  Report third = deliver_root_file(guest, "/etc/traefik/root.crt", "ROOT", restart);
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(third.changed);
+  EXPECT_EQ(guest.runs_of("systemctl"), 2);
 }
 
 TEST(DeliverTrust, InstallsTheRootOnceAndUpdatesTheStore) {

@@ -4,6 +4,7 @@
 #include <string_view>
 #include <utility>
 
+#include "base/hash.h"
 #include "certs/renewal.h"
 #include "providers/ca/crypto.h"
 
@@ -154,6 +155,35 @@ class Delivery {
     return std::nullopt;
   }
 
+  // A command owed after a change (`what`: "reload after /etc/x.crt"), remembered in the guest
+  // from before the change until it has run (guest::kOwedDir).
+  static std::string owed_marker(const std::string& what) {
+    return std::string(guest::kOwedDir) + "/" + base::sha256_hex(what).substr(0, 16);
+  }
+  base::Result<bool> is_owed(const std::string& what) {
+    auto r = current(owed_marker(what));
+    if (!r) return std::unexpected(std::move(r).error());
+    return r->has_value();
+  }
+  base::Result<void> owe(const std::string& what) {
+    if (options_.dry_run) return {};
+    return ch_.write_file(owed_marker(what), what + "\n", {});
+  }
+  base::Result<void> settle(const std::string& what) {
+    if (options_.dry_run) return {};
+    return ch_.remove_file(owed_marker(what));
+  }
+
+  // Runs `argv`, owed after the change `what`, then forgets the debt; nullopt when both went
+  // well, else what went wrong.
+  std::optional<std::string> pay(const std::string& what, const Argv& argv) {
+    if (auto failed = run(argv)) return failed;
+    if (auto s = settle(what); !s) {
+      return "removing " + owed_marker(what) + " after it failed: " + s.error().message();
+    }
+    return std::nullopt;
+  }
+
   struct Restored {
     bool ok = false;
     std::string text;  // how it went, as the middle of an error message
@@ -239,7 +269,23 @@ Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority&
   certs::Decision decision = certs::decide(c, held, now);
   d.note(std::string(certs::to_string(decision.verdict)),
          c.cert_path + ": " + decision.reason + unreadable);
-  if (decision.verdict == certs::Verdict::kKeep) return d.done();
+  const std::string owed = "reload after " + c.cert_path;
+  auto reload_failed = [&](const std::string& failed) {
+    return d.fail(ErrorKind::kInternal,
+                  "the new certificate " + c.name +
+                      " is installed, but reloading its service failed: " + failed +
+                      ". Fix the service; the next `phoenix sync certs` reloads it again");
+  };
+  if (decision.verdict == certs::Verdict::kKeep) {
+    // Installed by a run that failed before its reload: the reload is still owed.
+    if (cd.reload.empty()) return d.done();
+    auto is_owed = d.is_owed(owed);
+    if (!is_owed) return d.fail(is_owed.error(), "reading " + d.owed_marker(owed));
+    if (!*is_owed) return d.done();
+    d.mark_changed();
+    if (auto failed = d.pay(owed, cd.reload)) return reload_failed(*failed);
+    return d.done();
+  }
 
   File chain{chain_path(c), "", {cd.owner, cd.group, 0644}};
   File cert{c.cert_path, "", {cd.owner, cd.group, 0644}};
@@ -255,6 +301,11 @@ Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority&
     return d.fail(issued.error().kind(), "issuing " + c.name + " from " + authority.describe() +
                                              ": " + issued.error().message() +
                                              "; nothing was installed in " + guest.describe());
+  }
+  if (!cd.reload.empty()) {
+    if (auto o = d.owe(owed); !o) {
+      return d.fail(o.error(), "writing " + d.owed_marker(owed) + " (nothing was installed)");
+    }
   }
   chain.content = issued->chain_pem;
   cert.content = issued->cert_pem + issued->chain_pem;
@@ -277,14 +328,7 @@ Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority&
     written.emplace_back(f, *before);
   }
   if (!cd.reload.empty()) {
-    if (auto failed = d.run(cd.reload)) {
-      return d.fail(ErrorKind::kInternal, "the new certificate " + c.name +
-                                              " is installed, but reloading its service "
-                                              "failed: " +
-                                              *failed +
-                                              ". Fix the service, then reload it (or run `phoenix "
-                                              "sync certs` after the next change)");
-    }
+    if (auto failed = d.pay(owed, cd.reload)) return reload_failed(*failed);
   }
   return d.done();
 }
@@ -313,14 +357,26 @@ Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
   File root{path, std::string(root_pem), {"root", "root", 0644}};
   auto previous = d.current(root.path);
   if (!previous) return d.fail(previous.error(), "reading " + root.path);
+  const std::string owed = "restart after " + root.path;
+  bool changes = !*previous || **previous != root.content;
+  if (changes && !restart.empty()) {
+    if (auto o = d.owe(owed); !o) return d.fail(o.error(), "writing " + d.owed_marker(owed));
+  }
   auto wrote = d.put(root, *previous, "the internal root CA");
   if (!wrote) return d.fail(wrote.error(), "writing " + root.path);
-  if (*wrote && !restart.empty()) {
-    if (auto failed = d.run(restart)) {
-      return d.fail(ErrorKind::kInternal, "the internal root is in " + root.path +
-                                              ", but restarting its reader failed: " + *failed +
-                                              ". Fix that, then run `phoenix sync certs` again");
-    }
+  if (restart.empty()) return d.done();
+  if (!*wrote) {
+    // Written by a run that failed before its restart: the restart is still owed.
+    auto is_owed = d.is_owed(owed);
+    if (!is_owed) return d.fail(is_owed.error(), "reading " + d.owed_marker(owed));
+    if (!*is_owed) return d.done();
+    d.mark_changed();
+  }
+  if (auto failed = d.pay(owed, restart)) {
+    return d.fail(ErrorKind::kInternal, "the internal root is in " + root.path +
+                                            ", but restarting its reader failed: " + *failed +
+                                            ". Fix that; the next `phoenix sync certs` restarts "
+                                            "it again");
   }
   return d.done();
 }

@@ -117,7 +117,9 @@ std::string chain_path(const compile::Certificate& cert);
 // Reads the certificate the guest holds and decides (certs::decide at `now`): kept, or issued
 // by `ca` and installed. The key and certificate are made in memory first, so a CA that fails
 // leaves the guest as it was; a write that fails puts back the files already written. Then
-// `reload` runs. The first step says the verdict ("keep", "issue", "renew") and why.
+// `reload` runs. The first step says the verdict ("keep", "issue", "renew") and why. A reload
+// owed by a run that installed the certificate and failed before reloading (a marker in
+// guest::kOwedDir) is run by the next, which keeps the certificate.
 Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority& ca,
                            const CertDelivery& delivery, std::int64_t now,
                            const Options& options = {});
@@ -128,7 +130,8 @@ Report deliver_trust(guest::GuestChannel& guest, std::string_view root_pem, cons
                      const Options& options = {});
 // The internal root where a service reads it by path (Traefik's serversTransport rootCAs and
 // Swarm provider), when it differs, then `restart` (Traefik reads those files only when it loads
-// its configuration; nothing when empty).
+// its configuration; nothing when empty). A restart owed by a run that failed before it (see
+// deliver_certificate) is run by the next.
 Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
                          std::string_view root_pem, const Argv& restart = {},
                          const Options& options = {});

@@ -26,10 +26,9 @@ constexpr const char* kScriptDir = "/usr/local/lib/phoenix";
 constexpr std::size_t kCompareByHash = 256 * 1024;
 constexpr const char* kScriptHash = "/var/lib/phoenix/application_script.sha256";
 constexpr const char* kScriptLog = "/var/log/phoenix/application_script.log";
-// One file per changed path whose restart or command is still owed (its content: the path).
-// Written before the path changes and removed once a whole run has acted on it, so that a run
-// that fails in between leaves the next one knowing what it owes.
-constexpr const char* kOwedDir = "/var/lib/phoenix/owed";
+// The owed markers (guest::kOwedDir) of changed paths hold the path, and go once a whole run
+// has acted on the change. This lists their contents.
+using guest::kOwedDir;
 constexpr const char* kListOwed =
     "for f in \"$1\"/*; do [ -f \"$f\" ] && cat -- \"$f\"; done; exit 0";
 

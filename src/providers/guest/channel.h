@@ -17,6 +17,11 @@
 
 namespace phoenix::guest {
 
+// Where Phoenix remembers, in a guest, a command it owes after a change (a restart, a reload):
+// one file per change, written before the change and removed once the command ran, so that a
+// run that fails in between leaves the command to the next run.
+inline constexpr const char* kOwedDir = "/var/lib/phoenix/owed";
+
 // Who owns a delivered file, and its mode (0600 for keys).
 struct FileSpec {
   std::string owner = "root";
