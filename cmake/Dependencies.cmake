@@ -9,6 +9,8 @@ find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 # The Docker Engine API client (src/providers/docker/engine_client.cc): HTTP over a unix socket
 # and HTTPS with client certificates.
 find_package(CURL REQUIRED)
+# gzip for large files sent to a guest in pieces (providers/guest/exec.cc).
+find_package(ZLIB REQUIRED)
 # pve-sim (tools/pve-sim): its HTTPS front, and its task threads.
 pkg_check_modules(CPPHTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(Threads REQUIRED)

@@ -9,7 +9,7 @@ packages=(
   g++ cmake ninja-build pkg-config git
   # libraries (find_package / pkg-config in cmake/Dependencies.cmake)
   nlohmann-json3-dev libyaml-dev libcli11-dev libfmt-dev libssl-dev
-  libcurl4-openssl-dev libsqlite3-dev libmimalloc-dev
+  libcurl4-openssl-dev libsqlite3-dev libmimalloc-dev zlib1g-dev
   libgtest-dev libgmock-dev
   # pve-sim's HTTPS server (tools/pve-sim)
   libcpp-httplib-dev

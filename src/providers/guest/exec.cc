@@ -4,6 +4,8 @@
 // configuration text ever becomes shell text. One program run per operation: through pct over
 // SSH, each run is a round trip.
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -42,6 +44,32 @@ constexpr const char* kPutScript =
 constexpr const char* kFinishScript =
     "set -e; t=\"$1.phoenix-tmp\"; trap 'rm -f -- \"$t\"' EXIT; chown -- \"$2\" \"$t\"; "
     "chmod -- \"$3\" \"$t\"; mv -f -- \"$t\" \"$1\"";
+
+// finish for pieces that are the file gzipped: the temporary file is unpacked (only root
+// reads it, as before) into the file's own temporary, then as finish.
+constexpr const char* kFinishGzipScript =
+    "set -e; t=\"$1.phoenix-tmp\"; trap 'rm -f -- \"$t\" \"$t.gz\"' EXIT; "
+    "mv -f -- \"$t\" \"$t.gz\"; (umask 077 && gzip -dc -- \"$t.gz\" > \"$t\"); "
+    "chown -- \"$2\" \"$t\"; chmod -- \"$3\" \"$t\"; mv -f -- \"$t\" \"$1\"";
+
+// Files from this size on are gzipped before they are sent in pieces, when that saves a quarter
+// of the pieces or more (a 54 MB Go binary gzips to 26 MB: 520 agent execs instead of 1,100).
+constexpr std::size_t kGzipFrom = 1 << 20;
+
+// `in` in gzip's format (zlib's deflate, level 6: what `gzip` does by default).
+std::string gzip(std::string_view in) {
+  z_stream z{};
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
+  std::string out(deflateBound(&z, in.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return rc == Z_STREAM_END ? out : std::string();
+}
 
 std::string base64(std::string_view in) {
   static constexpr char kAlphabet[] =
@@ -133,16 +161,25 @@ class ExecGuest final : public GuestChannel {
       if (!r) return std::unexpected(r.error());
       return std::unexpected(failure("writing " + path, *r));
     };
+    std::string packed;
+    if (content.size() >= kGzipFrom) {
+      packed = gzip(content);
+      if (packed.empty() || packed.size() > content.size() / 4 * 3) packed.clear();
+    }
+    std::string_view sent = packed.empty() ? content : std::string_view(packed);
     PHX_TRY(step(again_, {"sh", "-c", kBeginScript, "sh", path}, {}));
     // base64 makes 4 bytes of 3, and each piece a whole number of groups.
     const std::size_t piece = std::max<std::size_t>(3, max_input_ / 4 * 3 / 3 * 3);
-    for (std::size_t at = 0, n = 0; at < content.size(); at += piece, ++n) {
+    for (std::size_t at = 0, n = 0; at < sent.size(); at += piece, ++n) {
       PHX_TRY(step(again_,
                    {"sh", "-c", kPutScript, "sh", path, std::to_string(piece), std::to_string(n)},
-                   base64(content.substr(at, piece))));
+                   base64(sent.substr(at, piece))));
     }
     // Not repeatable: once it has renamed the file, it would find no temporary file to rename.
-    return step(run_, {"sh", "-c", kFinishScript, "sh", path, owner, mode}, {});
+    return step(
+        run_,
+        {"sh", "-c", packed.empty() ? kFinishScript : kFinishGzipScript, "sh", path, owner, mode},
+        {});
   }
 
   // A runner that could not run the command at all (no `pct` here, ssh refused): never a

@@ -99,6 +99,47 @@ TEST(ExecGuest, PiecesSentTwiceMakeTheSameFile) {
   EXPECT_FALSE(fs::exists(file.string() + ".phoenix-tmp"));
 }
 
+// A large file that compresses goes gzipped, in fewer pieces, and arrives as it was; one that
+// does not (random bytes) goes as it is.
+TEST(ExecGuest, LargeFilesThatCompressAreSentGzipped) {
+  TempDir dir;
+  std::size_t runs = 0;
+  base::Runner counted = [&, local = base::local_runner()](const std::vector<std::string>& argv,
+                                                           std::string_view input) {
+    ++runs;
+    return local(argv, input);
+  };
+  auto guest = exec_guest(counted, "agent guest", 48 * 1024);
+  std::string text;
+  for (int i = 0; text.size() < (2u << 20); ++i)
+    text += "line " + std::to_string(i) + " of a log\n";
+  FileSpec spec;
+  spec.owner = std::to_string(::geteuid());
+  spec.group = std::to_string(::getegid());
+  spec.mode = 0600;
+  fs::path file = dir.path() / "etc/big.txt";
+  ASSERT_TRUE(guest->write_file(file.string(), text, spec).has_value());
+  EXPECT_EQ(*base::read_file(file), text);
+  const std::size_t plain_pieces = (text.size() + 36863) / 36864;  // 48 KiB of base64 each
+  EXPECT_LT(runs, 2 + plain_pieces / 4) << "gzipped: far fewer pieces";
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_FALSE(fs::exists(file.string() + ".phoenix-tmp"));
+  EXPECT_FALSE(fs::exists(file.string() + ".phoenix-tmp.gz"));
+
+  std::string noise;
+  std::uint64_t x = 88172645463325252ull;
+  while (noise.size() < (1u << 20) + 7) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift: bytes gzip cannot shrink
+    noise += static_cast<char>(x & 0xff);
+  }
+  runs = 0;
+  ASSERT_TRUE(guest->write_file(file.string(), noise, spec).has_value());
+  EXPECT_EQ(*base::read_file(file), noise);
+  EXPECT_EQ(runs, 2 + (noise.size() + 36863) / 36864) << "sent as it is";
+}
+
 // A link is made by the channel's script once: checking first makes nothing, a second call
 // finds it there, and a link to elsewhere is mended.
 TEST(ExecGuest, MakesALinkOnce) {
