@@ -179,7 +179,8 @@ class Delivery {
   std::optional<std::string> pay(const std::string& what, const Argv& argv) {
     if (auto failed = run(argv)) return failed;
     if (auto s = settle(what); !s) {
-      return "removing " + owed_marker(what) + " after it failed: " + s.error().message();
+      return "`" + display(argv) + "` ran, but removing " + owed_marker(what) +
+             " failed: " + s.error().message();
     }
     return std::nullopt;
   }
