@@ -4,7 +4,6 @@
 #include <string_view>
 #include <utility>
 
-#include "base/hash.h"
 #include "certs/renewal.h"
 #include "providers/ca/crypto.h"
 
@@ -157,21 +156,18 @@ class Delivery {
 
   // A command owed after a change (`what`: "reload after /etc/x.crt"), remembered in the guest
   // from before the change until it has run (guest::kOwedDir).
-  static std::string owed_marker(const std::string& what) {
-    return std::string(guest::kOwedDir) + "/" + base::sha256_hex(what).substr(0, 16);
-  }
   base::Result<bool> is_owed(const std::string& what) {
-    auto r = current(owed_marker(what));
+    auto r = current(guest::owed_marker(what));
     if (!r) return std::unexpected(std::move(r).error());
     return r->has_value();
   }
   base::Result<void> owe(const std::string& what) {
     if (options_.dry_run) return {};
-    return ch_.write_file(owed_marker(what), what + "\n", {});
+    return ch_.write_file(guest::owed_marker(what), what + "\n", {});
   }
   base::Result<void> settle(const std::string& what) {
     if (options_.dry_run) return {};
-    return ch_.remove_file(owed_marker(what));
+    return ch_.remove_file(guest::owed_marker(what));
   }
 
   // Runs `argv`, owed after the change `what`, then forgets the debt; nullopt when both went
@@ -179,7 +175,7 @@ class Delivery {
   std::optional<std::string> pay(const std::string& what, const Argv& argv) {
     if (auto failed = run(argv)) return failed;
     if (auto s = settle(what); !s) {
-      return "`" + display(argv) + "` ran, but removing " + owed_marker(what) +
+      return "`" + display(argv) + "` ran, but removing " + guest::owed_marker(what) +
              " failed: " + s.error().message();
     }
     return std::nullopt;
@@ -281,7 +277,7 @@ Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority&
     // Installed by a run that failed before its reload: the reload is still owed.
     if (cd.reload.empty()) return d.done();
     auto is_owed = d.is_owed(owed);
-    if (!is_owed) return d.fail(is_owed.error(), "reading " + d.owed_marker(owed));
+    if (!is_owed) return d.fail(is_owed.error(), "reading " + guest::owed_marker(owed));
     if (!*is_owed) return d.done();
     d.mark_changed();
     if (auto failed = d.pay(owed, cd.reload)) return reload_failed(*failed);
@@ -305,7 +301,7 @@ Report deliver_certificate(guest::GuestChannel& guest, ca::CertificateAuthority&
   }
   if (!cd.reload.empty()) {
     if (auto o = d.owe(owed); !o) {
-      return d.fail(o.error(), "writing " + d.owed_marker(owed) + " (nothing was installed)");
+      return d.fail(o.error(), "writing " + guest::owed_marker(owed) + " (nothing was installed)");
     }
   }
   chain.content = issued->chain_pem;
@@ -361,7 +357,7 @@ Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
   const std::string owed = "restart after " + root.path;
   bool changes = !*previous || **previous != root.content;
   if (changes && !restart.empty()) {
-    if (auto o = d.owe(owed); !o) return d.fail(o.error(), "writing " + d.owed_marker(owed));
+    if (auto o = d.owe(owed); !o) return d.fail(o.error(), "writing " + guest::owed_marker(owed));
   }
   auto wrote = d.put(root, *previous, "the internal root CA");
   if (!wrote) return d.fail(wrote.error(), "writing " + root.path);
@@ -369,7 +365,7 @@ Report deliver_root_file(guest::GuestChannel& guest, const std::string& path,
   if (!*wrote) {
     // Written by a run that failed before its restart: the restart is still owed.
     auto is_owed = d.is_owed(owed);
-    if (!is_owed) return d.fail(is_owed.error(), "reading " + d.owed_marker(owed));
+    if (!is_owed) return d.fail(is_owed.error(), "reading " + guest::owed_marker(owed));
     if (!*is_owed) return d.done();
     d.mark_changed();
   }

@@ -76,7 +76,8 @@ class Applier {
     if (!report_.error && !options_.dry_run) {
       std::vector<std::string> argv{"rm", "-f", "--"};
       for (const std::string& p : watched_) {
-        if (owed_marked_.contains(p) || (owed_ && owed_->contains(p))) argv.push_back(marker(p));
+        if (owed_marked_.contains(p) || (owed_ && owed_->contains(p)))
+          argv.push_back(guest::owed_marker(p));
       }
       if (argv.size() > 3) {
         feature_ = "owed";
@@ -151,16 +152,13 @@ class Applier {
     return owed_->contains(path);
   }
 
-  static std::string marker(const std::string& path) {
-    return std::string(kOwedDir) + "/" + base::sha256_hex(path).substr(0, 16);
-  }
-
   // Called before `path` changes: when something acts on its change, the marker says so to
   // the next run should this one fail before it acts.
   bool mark_owed(const std::string& path) {
     if (options_.dry_run || !watched_.contains(path) || owed_marked_.contains(path)) return true;
-    if (auto w = guest_.write_file(marker(path), path + "\n", {"root", "root", 0644}); !w) {
-      fail(w.error(), "writing " + marker(path));
+    if (auto w = guest_.write_file(guest::owed_marker(path), path + "\n", {"root", "root", 0644});
+        !w) {
+      fail(w.error(), "writing " + guest::owed_marker(path));
       return false;
     }
     owed_marked_.insert(path);

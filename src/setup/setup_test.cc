@@ -4,7 +4,6 @@
 
 #include <fstream>
 
-#include "base/hash.h"
 #include "config/loader.h"
 #include "fakes/fake_system.h"
 #include "render/render.h"
@@ -55,9 +54,7 @@ Plan web(std::string site) {
 }
 
 // The marker a run leaves in the guest while a restart or command is owed for `path`.
-std::string owed(const std::string& path) {
-  return "/var/lib/phoenix/owed/" + base::sha256_hex(path).substr(0, 16);
-}
+std::string owed(const std::string& path) { return guest::owed_marker(path); }
 
 fakes::FakeSystem debian() {
   fakes::FakeSystem sys;

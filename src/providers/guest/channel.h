@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "base/process.h"
 
 namespace phoenix::guest {
@@ -21,6 +22,12 @@ namespace phoenix::guest {
 // one file per change, written before the change and removed once the command ran, so that a
 // run that fails in between leaves the command to the next run.
 inline constexpr const char* kOwedDir = "/var/lib/phoenix/owed";
+
+// The marker of what is owed (a changed path, or "reload after /etc/x.crt"): kOwedDir and the
+// first 16 hex digits of its SHA-256.
+inline std::string owed_marker(const std::string& what) {
+  return std::string(kOwedDir) + "/" + base::sha256_hex(what).substr(0, 16);
+}
 
 // Who owns a delivered file, and its mode (0600 for keys).
 struct FileSpec {
