@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/heap.h"
 #include "config/loader.h"
 
 namespace {
@@ -230,6 +231,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  phoenix::cli::prefer_huge_pages_for_heap();
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
