@@ -12,6 +12,11 @@ base::Result<void> init_curl_once() {
   static std::once_flag once;
   static CURLcode result = CURLE_OK;
   std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (std::string why = curl_load_error(); !why.empty()) {
+    return base::fail(
+        base::ErrorKind::kInternal,
+        "cannot load libcurl: " + why + "; install it (Debian: apt install libcurl4)");
+  }
   if (result != CURLE_OK) {
     return base::fail(base::ErrorKind::kInternal,
                       std::string("cannot initialise libcurl: ") + curl_easy_strerror(result));

@@ -9,8 +9,12 @@
 
 namespace phoenix::providers {
 
-// curl_global_init is not thread-safe and must run once before any handle exists.
+// curl_global_init is not thread-safe and must run once before any handle exists. libcurl is
+// loaded then, not at start (curl_lazy.cc); a failure to load it is reported here.
 base::Result<void> init_curl_once();
+
+// Why libcurl.so.4 could not be loaded (dlerror's text); empty when it was. Loads it on first use.
+std::string curl_load_error();
 
 // A CURLOPT_WRITEFUNCTION appending to the std::string given as CURLOPT_WRITEDATA. Nothing may
 // throw into libcurl's C frames: an allocation failure aborts the transfer instead.
