@@ -4,13 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -121,6 +126,27 @@ Result<std::string> read_file(const fs::path& path) {
         Error(ErrorKind::kInvalidInput, "cannot read " + path.string() + ": it is a directory"));
   }
   std::string out;
+  // A regular file is read in one go, into a string of its size: no chunks appended and copied
+  // as the string grows, and no second read to see the end (configuration files do not change
+  // while Phoenix reads them; one that shrank meanwhile ends early, and is read as it is).
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    out.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    while (got < out.size()) {
+      ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        return std::unexpected(errno_error("cannot read", path, err));
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    ::close(fd);
+    return out;
+  }
   char buf[65536];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -221,7 +247,8 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
   const auto file_mode = static_cast<mode_t>(fs::perms::owner_read | fs::perms::owner_write |
                                              fs::perms::group_read | fs::perms::others_read);
   // Paths are relative to the two directory descriptors: no path is resolved from the root
-  // again for each of the thousands of files a large estate renders.
+  // again for each of the thousands of files a large estate renders. Directories first, then
+  // the files.
   std::set<std::string> made_dirs;
   for (const auto& [rel, content] : files) {
     for (std::size_t slash = rel.find('/'); slash != std::string::npos;
@@ -234,19 +261,48 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
         return std::unexpected(errno_error("cannot create", staging / sub, err));
       }
     }
+  }
+  std::vector<const FileTree::value_type*> entries;
+  entries.reserve(files.size());
+  for (const auto& entry : files) entries.push_back(&entry);
+  auto put = [&](const FileTree::value_type& entry) -> Result<void> {
+    const auto& [rel, content] = entry;
     // A file whose content is unchanged from the tree being replaced is hard-linked from it
     // instead of written again: it is already on disk, and it keeps its inode and modification
     // time for the programs that watch it.
     if (old.get() >= 0 && has_content_at(old.get(), rel, content, file_mode) &&
         ::linkat(old.get(), rel.c_str(), out.get(), rel.c_str(), 0) == 0) {
-      continue;
+      return {};
     }
-    if (auto w = write_new_file_at(out.get(), rel.c_str(), content, file_mode, staging / rel,
-                                   Sync::kLater);
-        !w) {
-      cleanup();
-      return w;
+    return write_new_file_at(out.get(), rel.c_str(), content, file_mode, staging / rel,
+                             Sync::kLater);
+  };
+  // Creating a file is a few system calls that mostly wait on the file system, so a large tree
+  // is written by a few threads at once, each taking the next file. The first error stops them.
+  constexpr std::size_t kParallelFrom = 64;
+  std::size_t workers = std::min<std::size_t>(std::max(1u, std::thread::hardware_concurrency()), 4);
+  if (entries.size() < kParallelFrom) workers = 1;
+  std::atomic<std::size_t> next{0};
+  std::mutex failure_mutex;
+  std::optional<Error> failure;
+  auto work = [&] {
+    for (std::size_t i = next++; i < entries.size(); i = next++) {
+      if (auto w = put(*entries[i]); !w) {
+        std::lock_guard lock(failure_mutex);
+        if (!failure) failure = w.error();
+        next = entries.size();
+        return;
+      }
     }
+  };
+  (void)process_umask();  // read (which sets it for a moment) before the threads start
+  std::vector<std::thread> threads;
+  for (std::size_t t = 1; t < workers; ++t) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  if (failure) {
+    cleanup();
+    return std::unexpected(std::move(*failure));
   }
   if (auto w = write_new_file_at(out.get(), kTreeMarker.data(), "written by phoenix render\n",
                                  file_mode, staging / kTreeMarker, Sync::kLater);

@@ -2,6 +2,106 @@
 
 namespace phoenix::base {
 
+void Node::destroy() {
+  switch (kind_) {
+    case Kind::kString:
+    case Kind::kInt:
+    case Kind::kDouble:
+      s_.text.~basic_string();
+      break;
+    case Kind::kArray:
+      s_.items.~vector();
+      break;
+    case Kind::kObject:
+      s_.members.~vector();
+      break;
+    case Kind::kNull:
+    case Kind::kBool:
+      break;
+  }
+  kind_ = Kind::kNull;
+}
+
+void Node::reset(Kind kind) {
+  destroy();
+  switch (kind) {
+    case Kind::kString:
+    case Kind::kInt:
+    case Kind::kDouble:
+      new (&s_.text) std::string();
+      break;
+    case Kind::kArray:
+      new (&s_.items) std::vector<Node>();
+      break;
+    case Kind::kObject:
+      new (&s_.members) std::vector<Member>();
+      break;
+    case Kind::kNull:
+    case Kind::kBool:
+      break;
+  }
+  kind_ = kind;
+}
+
+void Node::take(Node&& other) {
+  kind_ = other.kind_;
+  loc_ = other.loc_;
+  int_ = other.int_;  // the widest of the scalars: copies whichever is set
+  switch (kind_) {
+    case Kind::kString:
+    case Kind::kInt:
+    case Kind::kDouble:
+      new (&s_.text) std::string(std::move(other.s_.text));
+      break;
+    case Kind::kArray:
+      new (&s_.items) std::vector<Node>(std::move(other.s_.items));
+      break;
+    case Kind::kObject:
+      new (&s_.members) std::vector<Member>(std::move(other.s_.members));
+      break;
+    case Kind::kNull:
+    case Kind::kBool:
+      break;
+  }
+}
+
+Node::Node(const Node& other) : kind_(other.kind_), loc_(other.loc_), int_(other.int_) {
+  switch (kind_) {
+    case Kind::kString:
+    case Kind::kInt:
+    case Kind::kDouble:
+      new (&s_.text) std::string(other.s_.text);
+      break;
+    case Kind::kArray:
+      new (&s_.items) std::vector<Node>(other.s_.items);
+      break;
+    case Kind::kObject:
+      new (&s_.members) std::vector<Member>(other.s_.members);
+      break;
+    case Kind::kNull:
+    case Kind::kBool:
+      break;
+  }
+}
+
+Node::Node(Node&& other) noexcept { take(std::move(other)); }
+
+// Both assignments build the new value before dropping the old one: `other` may be part of
+// this node (a node assigned one of its own members).
+Node& Node::operator=(const Node& other) {
+  if (this != &other) *this = Node(other);
+  return *this;
+}
+
+Node& Node::operator=(Node&& other) noexcept {
+  if (this == &other) return *this;
+  Node value;
+  value.take(std::move(other));
+  destroy();
+  take(std::move(value));
+  return *this;
+}
+
 Node Node::null(SourceLoc loc) {
   Node n;
   n.loc_ = loc;
@@ -18,53 +118,77 @@ Node Node::boolean(bool v, SourceLoc loc) {
 
 Node Node::integer(std::int64_t v, SourceLoc loc, std::string text) {
   Node n;
-  n.kind_ = Kind::kInt;
+  n.reset(Kind::kInt);
   n.int_ = v;
   n.loc_ = loc;
-  n.text_ = text.empty() ? std::to_string(v) : std::move(text);
+  n.s_.text = text.empty() ? std::to_string(v) : std::move(text);
   return n;
 }
 
 Node Node::real(double v, SourceLoc loc, std::string text) {
   Node n;
-  n.kind_ = Kind::kDouble;
+  n.reset(Kind::kDouble);
   n.double_ = v;
   n.loc_ = loc;
-  n.text_ = text.empty() ? std::to_string(v) : std::move(text);
+  n.s_.text = text.empty() ? std::to_string(v) : std::move(text);
   return n;
 }
 
 Node Node::string(std::string v, SourceLoc loc) {
   Node n;
-  n.kind_ = Kind::kString;
-  n.text_ = std::move(v);
+  n.reset(Kind::kString);
+  n.s_.text = std::move(v);
   n.loc_ = loc;
   return n;
 }
 
 Node Node::array(SourceLoc loc) {
   Node n;
-  n.kind_ = Kind::kArray;
+  n.reset(Kind::kArray);
   n.loc_ = loc;
   return n;
 }
 
 Node Node::object(SourceLoc loc) {
   Node n;
-  n.kind_ = Kind::kObject;
+  n.reset(Kind::kObject);
   n.loc_ = loc;
   return n;
 }
 
 const std::string& Node::text() const {
-  static const std::string kNull = "null", kTrue = "true", kFalse = "false";
+  static const std::string kNull = "null", kTrue = "true", kFalse = "false", kNone;
+  if (has_text()) return s_.text;
   if (kind_ == Kind::kNull) return kNull;
   if (kind_ == Kind::kBool) return bool_ ? kTrue : kFalse;
-  return text_;
+  return kNone;
+}
+
+// Writes through a mutable accessor of another kind's storage land in a scratch value that
+// nobody reads, as they did when every node carried all three.
+std::string& Node::mutable_text() {
+  if (has_text()) return s_.text;
+  thread_local std::string scratch;
+  scratch.clear();
+  return scratch;
+}
+
+std::vector<Node>& Node::items() {
+  if (kind_ == Kind::kArray) return s_.items;
+  thread_local std::vector<Node> scratch;
+  scratch.clear();
+  return scratch;
+}
+
+std::vector<Node::Member>& Node::members() {
+  if (kind_ == Kind::kObject) return s_.members;
+  thread_local std::vector<Member> scratch;
+  scratch.clear();
+  return scratch;
 }
 
 const Node::Member* Node::find_member(std::string_view key) const {
-  for (const Member& m : members_) {
+  for (const Member& m : members()) {
     if (m.key == key) return &m;
   }
   return nullptr;
@@ -76,27 +200,30 @@ const Node* Node::find(std::string_view key) const {
 }
 
 Node* Node::find(std::string_view key) {
-  for (Member& m : members_) {
+  if (kind_ != Kind::kObject) return nullptr;
+  for (Member& m : s_.members) {
     if (m.key == key) return &m.value;
   }
   return nullptr;
 }
 
 Node& Node::set(std::string key, Node value, SourceLoc key_loc) {
-  for (Member& m : members_) {
+  std::vector<Member>& members = this->members();
+  for (Member& m : members) {
     if (m.key == key) {
       m.value = std::move(value);
       return m.value;
     }
   }
-  members_.push_back(Member{std::move(key), key_loc, std::move(value)});
-  return members_.back().value;
+  members.push_back(Member{std::move(key), key_loc, std::move(value)});
+  return members.back().value;
 }
 
 bool Node::erase(std::string_view key) {
-  for (auto it = members_.begin(); it != members_.end(); ++it) {
+  if (kind_ != Kind::kObject) return false;
+  for (auto it = s_.members.begin(); it != s_.members.end(); ++it) {
     if (it->key == key) {
-      members_.erase(it);
+      s_.members.erase(it);
       return true;
     }
   }
@@ -139,14 +266,14 @@ bool operator==(const Node& a, const Node& b) {
     case Node::Kind::kDouble:
       return a.double_ == b.double_;
     case Node::Kind::kString:
-      return a.text_ == b.text_;
+      return a.s_.text == b.s_.text;
     case Node::Kind::kArray:
-      return a.items_ == b.items_;
+      return a.s_.items == b.s_.items;
     case Node::Kind::kObject:
-      if (a.members_.size() != b.members_.size()) return false;
-      for (std::size_t i = 0; i < a.members_.size(); ++i) {
-        if (a.members_[i].key != b.members_[i].key) return false;
-        if (!(a.members_[i].value == b.members_[i].value)) return false;
+      if (a.s_.members.size() != b.s_.members.size()) return false;
+      for (std::size_t i = 0; i < a.s_.members.size(); ++i) {
+        if (a.s_.members[i].key != b.s_.members[i].key) return false;
+        if (!(a.s_.members[i].value == b.s_.members[i].value)) return false;
       }
       return true;
   }

@@ -12,13 +12,23 @@ namespace phoenix::base {
 
 // A parsed JSON or YAML value that remembers where it came from. Objects keep their members in
 // document order and the location of each key, so that diagnostics can point at either.
+//
+// A large estate holds hundreds of thousands of these, so a Node keeps only what its kind uses:
+// a string's (or a number's source) text, an array's items and an object's members share one
+// union. Accessors of another kind's storage see an empty one; writes to it are dropped.
 class Node {
  public:
   enum class Kind : std::uint8_t { kNull, kBool, kInt, kDouble, kString, kArray, kObject };
 
   struct Member;
 
-  Node() = default;
+  Node() {}
+  Node(const Node& other);
+  Node(Node&& other) noexcept;
+  Node& operator=(const Node& other);
+  Node& operator=(Node&& other) noexcept;
+  ~Node() { destroy(); }
+
   static Node null(SourceLoc loc = {});
   static Node boolean(bool v, SourceLoc loc = {});
   static Node integer(std::int64_t v, SourceLoc loc = {}, std::string text = {});
@@ -46,19 +56,19 @@ class Node {
     return kind_ == Kind::kInt ? static_cast<double>(int_) : kind_ == Kind::kDouble ? double_ : 0;
   }
   // For strings, the string; for numbers, their source text (e.g. "0.50"); for booleans and null,
-  // their canonical spelling.
+  // their canonical spelling; empty for arrays and objects.
   const std::string& text() const;
   // A string's text, for parsers that build it in place.
-  std::string& mutable_text() { return text_; }
+  std::string& mutable_text();
 
   // Arrays.
-  const std::vector<Node>& items() const { return items_; }
-  std::vector<Node>& items() { return items_; }
+  const std::vector<Node>& items() const;
+  std::vector<Node>& items();
   void push_back(Node n);
 
   // Objects.
-  const std::vector<Member>& members() const { return members_; }
-  std::vector<Member>& members() { return members_; }
+  const std::vector<Member>& members() const;
+  std::vector<Member>& members();
   const Node* find(std::string_view key) const;
   Node* find(std::string_view key);
   const Member* find_member(std::string_view key) const;
@@ -74,6 +84,14 @@ class Node {
   friend bool operator==(const Node& a, const Node& b);  // compares values, not locations
 
  private:
+  bool has_text() const {
+    return kind_ == Kind::kString || kind_ == Kind::kInt || kind_ == Kind::kDouble;
+  }
+  // Makes `kind` the node's kind, with that kind's storage empty (the old one destroyed).
+  void reset(Kind kind);
+  void destroy();
+  void take(Node&& other);  // `this` holds no storage
+
   Kind kind_ = Kind::kNull;
   SourceLoc loc_;
   union {
@@ -81,9 +99,13 @@ class Node {
     std::int64_t int_ = 0;
     double double_;
   };
-  std::string text_;
-  std::vector<Node> items_;
-  std::vector<Member> members_;
+  union Storage {
+    Storage() {}
+    ~Storage() {}
+    std::string text;
+    std::vector<Node> items;
+    std::vector<Member> members;
+  } s_;
 };
 
 struct Node::Member {
@@ -94,9 +116,17 @@ struct Node::Member {
 
 // Defined after Member is complete: clang instantiates std::vector<Member>'s members at the point
 // of an inline definition inside the class.
-inline void Node::push_back(Node n) { items_.push_back(std::move(n)); }
+inline const std::vector<Node>& Node::items() const {
+  static const std::vector<Node> kNone;
+  return kind_ == Kind::kArray ? s_.items : kNone;
+}
+inline const std::vector<Node::Member>& Node::members() const {
+  static const std::vector<Member> kNone;
+  return kind_ == Kind::kObject ? s_.members : kNone;
+}
+inline void Node::push_back(Node n) { items().push_back(std::move(n)); }
 inline std::size_t Node::size() const {
-  return kind_ == Kind::kArray ? items_.size() : members_.size();
+  return kind_ == Kind::kArray ? s_.items.size() : kind_ == Kind::kObject ? s_.members.size() : 0;
 }
 
 std::string_view kind_name(Node::Kind kind);

@@ -76,10 +76,21 @@ class Loader {
   };
 
   ParsedFile* add_file(std::string path, Syntax syntax) {
+    auto text = tree_.read(path);
+    return add_read_file(std::move(path), syntax, std::move(text));
+  }
+
+  // The file, or nullptr when it does not exist.
+  ParsedFile* add_file_if_present(std::string path, Syntax syntax) {
+    auto text = tree_.read(path);
+    if (!text && text.error().kind() == base::ErrorKind::kNotFound) return nullptr;
+    return add_read_file(std::move(path), syntax, std::move(text));
+  }
+
+  ParsedFile* add_read_file(std::string path, Syntax syntax, base::Result<std::string> text) {
     ParsedFile& f = files_.emplace_back();
     f.path = std::move(path);
     f.syntax = syntax;
-    auto text = tree_.read(f.path);
     if (!text) {
       std::string hint;
       if (text.error().kind() == base::ErrorKind::kNotFound) {
@@ -545,12 +556,11 @@ class Loader {
             "LXC " + m.key + " must be an object, not " + std::string(m.value.kind_name()));
         continue;
       }
-      Guest g;
+      Guest& g = estate_->guests.emplace_back();  // in place: a Guest is a few KiB
       g.kind = GuestKind::kLxc;
       g.id = ref->id;
       g.loc = m.key_loc;
       read_lxc(m.value, g);
-      estate_->guests.push_back(std::move(g));
     }
   }
 
@@ -692,12 +702,11 @@ class Loader {
       }
       auto ref = guest_ref(*vmid, "vmid");
       if (!ref) continue;
-      Guest g;
+      Guest& g = estate_->guests.emplace_back();
       g.kind = GuestKind::kVm;
       g.id = ref->id;
       g.loc = vmid->loc();
       read_vm(v, g);
-      estate_->guests.push_back(std::move(g));
     }
   }
 
@@ -774,16 +783,14 @@ class Loader {
       StackFiles sf;
       sf.name = name;
       sf.dir = join_path(dir, name);
-      std::string manifest = join_path(sf.dir, "phoenix.json");
-      std::string compose = join_path(sf.dir, "docker-compose.yml");
-      if (!tree_.is_file(compose) && tree_.is_file(join_path(sf.dir, "docker-compose.yaml"))) {
-        compose = join_path(sf.dir, "docker-compose.yaml");
+      // Each file is read if it is there: no separate look first (a large estate has hundreds
+      // of stacks, and every system call counts).
+      sf.compose = add_file_if_present(join_path(sf.dir, "docker-compose.yml"), Syntax::kYaml);
+      if (!sf.compose) {
+        sf.compose = add_file_if_present(join_path(sf.dir, "docker-compose.yaml"), Syntax::kYaml);
       }
-      bool has_manifest = tree_.is_file(manifest);
-      bool has_compose = tree_.is_file(compose);
-      if (!has_manifest && !has_compose) continue;  // not a stack directory
-      if (has_compose) sf.compose = add_file(compose, Syntax::kYaml);
-      if (has_manifest) sf.manifest = add_file(manifest, Syntax::kJson);
+      sf.manifest = add_file_if_present(join_path(sf.dir, "phoenix.json"), Syntax::kJson);
+      if (!sf.compose && !sf.manifest) continue;  // not a stack directory
       stacks.push_back(std::move(sf));
     }
     return stacks;
