@@ -9,6 +9,16 @@ std::uint32_t SourceManager::add(std::string path, std::string text) {
   return static_cast<std::uint32_t>(files_.size());
 }
 
+std::uint32_t SourceManager::reserve(std::string path) { return add(std::move(path), {}); }
+
+void SourceManager::fill(std::uint32_t file, std::string path, std::string text) {
+  if (file == 0 || file > files_.size()) return;
+  File& f = files_[file - 1];
+  f.path = std::move(path);
+  f.text = std::move(text);
+  f.line_starts.clear();
+}
+
 const std::string& SourceManager::path(std::uint32_t file) const {
   static const std::string kEmpty;
   if (file == 0 || file > files_.size()) return kEmpty;

@@ -25,6 +25,10 @@ struct SourceLoc {
 class SourceManager {
  public:
   std::uint32_t add(std::string path, std::string text);
+  // A file's number before its text is read; fill() gives both later. Files reserved together
+  // may be filled from several threads at once, each its own (nothing is added meanwhile).
+  std::uint32_t reserve(std::string path);
+  void fill(std::uint32_t file, std::string path, std::string text);
 
   const std::string& path(std::uint32_t file) const;
   const std::string& text(std::uint32_t file) const;

@@ -199,9 +199,9 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
     observed = std::move(*parsed);
   }
 
-  LoadedEstate loaded = load_and_validate(g);
+  LoadedEstate& loaded = keep_until_exit(load_and_validate(g));
   if (loaded.diags.has_errors()) return report_invalid(g, loaded);
-  std::vector<compile::Resource> desired = desired_resources(*loaded.estate);
+  std::vector<compile::Resource>& desired = keep_until_exit(desired_resources(*loaded.estate));
   std::optional<proxmox::RequestCounts> pve_requests;
   std::vector<FileDrift> drifts;
   if (o.files) {
@@ -232,7 +232,7 @@ int run_plan(const GlobalOptions& g, const PlanOptions& o) {
       popts.only.clear();
     }
   }
-  auto p = plan::make_plan(desired, observed, popts);
+  auto& p = keep_until_exit(plan::make_plan(desired, observed, popts));
   if (!p) {
     print_error(g, p.error().message());
     return kExitInvalid;

@@ -8,7 +8,7 @@
 namespace phoenix::cli {
 
 int run_render(const GlobalOptions& g, const RenderOptions& o) {
-  LoadedEstate loaded = load_and_validate(g);
+  const LoadedEstate& loaded = keep_until_exit(load_and_validate(g));
   if (loaded.diags.has_errors()) {
     int code = report_invalid(g, loaded);
     if (g.output == OutputFormat::kText) {
@@ -17,10 +17,17 @@ int run_render(const GlobalOptions& g, const RenderOptions& o) {
     return code;
   }
   if (g.output == OutputFormat::kText) print_diagnostics(loaded, g);  // warnings
-  compile::Desired desired = compile::compile_estate(*loaded.estate, {.resources = false});
-  std::vector<render::Artifact> artifacts = render::render_all(desired);
-  base::FileTree tree;
-  for (const render::Artifact& a : artifacts) tree[a.path] = a.content;
+  const compile::Desired& desired =
+      keep_until_exit(compile::compile_estate(*loaded.estate, {.resources = false}));
+  std::vector<render::Artifact>& artifacts = keep_until_exit(render::render_all(desired));
+  // The contents move into the tree; what is reported keeps their sizes.
+  std::vector<std::size_t> sizes;
+  sizes.reserve(artifacts.size());
+  base::FileTree& tree = keep_until_exit(base::FileTree());
+  for (render::Artifact& a : artifacts) {
+    sizes.push_back(a.content.size());
+    tree[a.path] = std::move(a.content);
+  }
   if (!g.dry_run) {
     if (auto w = base::write_tree_atomic(o.out_dir, tree); !w) {
       print_error(g, w.error().describe());
@@ -29,8 +36,9 @@ int run_render(const GlobalOptions& g, const RenderOptions& o) {
   }
   if (g.output == OutputFormat::kJson) {
     nlohmann::json files = nlohmann::json::array();
-    for (const render::Artifact& a : artifacts) {
-      nlohmann::json f = {{"path", a.path}, {"bytes", a.content.size()}};
+    for (std::size_t i = 0; i < artifacts.size(); ++i) {
+      const render::Artifact& a = artifacts[i];
+      nlohmann::json f = {{"path", a.path}, {"bytes", sizes[i]}};
       if (!a.target.empty()) {
         f["target"] = a.target;
         f["guest"] = a.guest ? nlohmann::json(*a.guest) : nlohmann::json("host");

@@ -5,7 +5,7 @@
 namespace phoenix::cli {
 
 int run_validate(const GlobalOptions& g) {
-  LoadedEstate loaded = load_and_validate(g);
+  const LoadedEstate& loaded = keep_until_exit(load_and_validate(g));
   bool ok = !loaded.diags.has_errors();
   if (g.output == OutputFormat::kJson) {
     nlohmann::json doc = diagnostics_json(loaded);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -41,6 +42,18 @@ struct LoadedEstate {
 
 // Loads and validates the estate.
 LoadedEstate load_and_validate(const GlobalOptions& g);
+
+// Keeps `value` until the process exits and returns it: for the large results of a one-shot
+// command (the estate, its resources, a plan), which the operating system takes back at once
+// when the process ends, where destroying them value by value costs a few percent of a large
+// estate's `plan`. Only for values whose destructors do nothing but free memory. The store
+// stays reachable (leak checkers do not count it) and is used from the main thread only.
+template <class T>
+T& keep_until_exit(T value) {
+  static auto* kept = new std::deque<T>();
+  kept->push_back(std::move(value));
+  return kept->back();
+}
 
 // Prints diagnostics as text on stderr (with a summary line), or returns them as JSON records.
 void print_diagnostics(const LoadedEstate& loaded, const GlobalOptions& g);

@@ -38,13 +38,14 @@ class Loader {
 
   LoadResult run() {
     const auto& paths = estate_->paths;
-    // Every file is read first, then all are parsed at once (on several threads for a large
-    // estate), then their values are read into the estate in the order of the files.
+    // Every file is found first, then all are read and parsed at once (on several threads for
+    // a large estate), then their values are read into the estate in the order of the files.
     ParsedFile* platform = add_file(join_path(paths.config_dir, kHypervisorFile), Syntax::kJson);
     ParsedFile* lxc = add_file(join_path(paths.config_dir, kLxcFile), Syntax::kJson);
     ParsedFile* vm = add_file(join_path(paths.config_dir, kVmFile), Syntax::kJson);
     std::vector<StackFiles> stacks = find_stacks();
-    parse_all();
+    load_all({lxc, vm});
+    drop_absent(stacks);
     if (auto* root = take(*platform)) read_platform(*root);
     if (auto* root = take(*lxc)) read_lxc_file(*root);
     if (auto* root = take(*vm)) read_vm_file(*root);
@@ -59,12 +60,16 @@ class Loader {
 
   enum class Syntax { kJson, kYaml };
 
-  // One configuration file: read, then parsed with diagnostics of its own (parsers may run in
-  // parallel), which join the estate's when its values are read.
+  // One configuration file: read, then parsed with diagnostics of its own (files are read and
+  // parsed in parallel), which join the estate's when its values are read.
   struct ParsedFile {
     std::string path;
+    std::string fallback;   // read instead when `path` does not exist
+    bool optional = false;  // may be absent: not an error
     Syntax syntax = Syntax::kJson;
-    std::uint32_t id = 0;  // in estate_->sources; 0 when the file could not be read
+    std::uint32_t id = 0;  // in estate_->sources, reserved when the file is added
+    bool present = false;  // it exists (read, or failed to read for another reason)
+    bool read = false;     // its text is in estate_->sources
     std::optional<Node> root;
     base::Diagnostics diags;
   };
@@ -75,22 +80,31 @@ class Loader {
     ParsedFile* manifest = nullptr;  // absent: no phoenix.json
   };
 
-  ParsedFile* add_file(std::string path, Syntax syntax) {
-    auto text = tree_.read(path);
-    return add_read_file(std::move(path), syntax, std::move(text));
-  }
-
-  // The file, or nullptr when it does not exist.
-  ParsedFile* add_file_if_present(std::string path, Syntax syntax) {
-    auto text = tree_.read(path);
-    if (!text && text.error().kind() == base::ErrorKind::kNotFound) return nullptr;
-    return add_read_file(std::move(path), syntax, std::move(text));
-  }
-
-  ParsedFile* add_read_file(std::string path, Syntax syntax, base::Result<std::string> text) {
+  ParsedFile* add_file(std::string path, Syntax syntax, bool optional = false,
+                       std::string fallback = {}) {
     ParsedFile& f = files_.emplace_back();
     f.path = std::move(path);
+    f.fallback = std::move(fallback);
+    f.optional = optional;
     f.syntax = syntax;
+    f.id = estate_->sources.reserve(f.path);
+    return &f;
+  }
+
+  // Reads one file into its reserved source. Touches nothing but `f` and its source, and reads
+  // the tree, which several threads may do at once. An optional file is simply tried: no
+  // separate look first (a large estate has hundreds of stacks, and every system call counts).
+  void read(ParsedFile& f) const {
+    auto text = tree_.read(f.path);
+    if (!text && text.error().kind() == base::ErrorKind::kNotFound && !f.fallback.empty()) {
+      auto other = tree_.read(f.fallback);
+      if (other || other.error().kind() != base::ErrorKind::kNotFound) {
+        f.path = f.fallback;
+        text = std::move(other);
+      }
+    }
+    if (!text && text.error().kind() == base::ErrorKind::kNotFound && f.optional) return;
+    f.present = true;
     if (!text) {
       std::string hint;
       if (text.error().kind() == base::ErrorKind::kNotFound) {
@@ -98,16 +112,16 @@ class Loader {
                std::string(kHypervisorFile) + ", " + kLxcFile + " and " + kVmFile;
       }
       f.diags.error("missing-file", {}, text.error().message(), hint);
-      return &f;
+      return;
     }
-    f.id = estate_->sources.add(f.path, std::move(*text));
-    return &f;
+    estate_->sources.fill(f.id, f.path, std::move(*text));
+    f.read = true;
   }
 
   // Parses one file that was read. Touches nothing but `f` (and reads the sources, which no
   // one changes while files are parsed).
   void parse(ParsedFile& f) const {
-    if (f.id == 0) return;
+    if (!f.read) return;
     const std::string& text = estate_->sources.text(f.id);
     if (f.syntax == Syntax::kYaml) {
       auto node = parse_yaml(text, f.id);
@@ -132,25 +146,23 @@ class Loader {
     f.root = std::move(*node);
   }
 
-  // Parsing is most of the cost of loading a large estate, and files are independent: a few
-  // threads take them biggest first. Small estates are parsed on this thread alone.
-  void parse_all() {
-    std::vector<ParsedFile*> order;
-    std::size_t bytes = 0;
+  // Reading and parsing are most of the cost of loading a large estate, and files are
+  // independent: a few threads take them in turn, `first` (the biggest) first. A small estate
+  // is loaded on this thread alone.
+  void load_all(std::initializer_list<ParsedFile*> first) {
+    std::vector<ParsedFile*> order(first);
     for (ParsedFile& f : files_) {
-      if (f.id == 0) continue;
-      order.push_back(&f);
-      bytes += estate_->sources.text(f.id).size();
+      if (std::find(order.begin(), order.end(), &f) == order.end()) order.push_back(&f);
     }
-    std::stable_sort(order.begin(), order.end(), [&](const ParsedFile* a, const ParsedFile* b) {
-      return estate_->sources.text(a->id).size() > estate_->sources.text(b->id).size();
-    });
-    constexpr std::size_t kParallelFrom = 256 * 1024;
+    constexpr std::size_t kParallelFrom = 16;  // files
     unsigned workers = std::min<unsigned>(std::max(1u, std::thread::hardware_concurrency()), 4);
-    if (bytes < kParallelFrom || order.size() < 2) workers = 1;
+    if (order.size() < kParallelFrom) workers = 1;
     std::atomic<std::size_t> next{0};
     auto work = [&] {
-      for (std::size_t i = next++; i < order.size(); i = next++) parse(*order[i]);
+      for (std::size_t i = next++; i < order.size(); i = next++) {
+        read(*order[i]);
+        parse(*order[i]);
+      }
     };
     std::vector<std::jthread> threads;
     for (unsigned w = 1; w < workers; ++w) threads.emplace_back(work);
@@ -775,7 +787,7 @@ class Loader {
 
   // ---- stacks/<name>/ ----------------------------------------------------------------------
 
-  // The stack directories, with their files read (to be parsed with the others).
+  // The stack directories, with the files to read in each (with the others).
   std::vector<StackFiles> find_stacks() {
     std::vector<StackFiles> stacks;
     const std::string& dir = estate_->paths.stacks_dir;
@@ -783,17 +795,21 @@ class Loader {
       StackFiles sf;
       sf.name = name;
       sf.dir = join_path(dir, name);
-      // Each file is read if it is there: no separate look first (a large estate has hundreds
-      // of stacks, and every system call counts).
-      sf.compose = add_file_if_present(join_path(sf.dir, "docker-compose.yml"), Syntax::kYaml);
-      if (!sf.compose) {
-        sf.compose = add_file_if_present(join_path(sf.dir, "docker-compose.yaml"), Syntax::kYaml);
-      }
-      sf.manifest = add_file_if_present(join_path(sf.dir, "phoenix.json"), Syntax::kJson);
-      if (!sf.compose && !sf.manifest) continue;  // not a stack directory
+      sf.compose = add_file(join_path(sf.dir, "docker-compose.yml"), Syntax::kYaml, true,
+                            join_path(sf.dir, "docker-compose.yaml"));
+      sf.manifest = add_file(join_path(sf.dir, "phoenix.json"), Syntax::kJson, true);
       stacks.push_back(std::move(sf));
     }
     return stacks;
+  }
+
+  // Once the files are read: a directory with neither file is not a stack.
+  static void drop_absent(std::vector<StackFiles>& stacks) {
+    for (StackFiles& sf : stacks) {
+      if (!sf.compose->present) sf.compose = nullptr;
+      if (!sf.manifest->present) sf.manifest = nullptr;
+    }
+    std::erase_if(stacks, [](const StackFiles& sf) { return !sf.compose && !sf.manifest; });
   }
 
   void read_stacks(const std::vector<StackFiles>& stacks) {

@@ -14,7 +14,8 @@ namespace phoenix::config {
 class SourceTree {
  public:
   virtual ~SourceTree() = default;
-  // The file's content; a kNotFound error when it does not exist.
+  // The file's content; a kNotFound error when it does not exist. The loader calls it from
+  // several threads at once.
   virtual base::Result<std::string> read(const std::string& path) = 0;
   virtual bool is_file(const std::string& path) = 0;
   // Names of the subdirectories of `dir`, sorted; empty when `dir` does not exist.

@@ -243,8 +243,8 @@ base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
     }
   }
   auto later = [&](std::size_t a, std::size_t b) {
-    return std::tuple(static_cast<int>(changes[a].stage), changes[a].id) >
-           std::tuple(static_cast<int>(changes[b].stage), changes[b].id);
+    if (changes[a].stage != changes[b].stage) return changes[a].stage > changes[b].stage;
+    return changes[a].id > changes[b].id;
   };
   std::priority_queue<std::size_t, std::vector<std::size_t>, decltype(later)> ready(later);
   for (std::size_t i = 0; i < changes.size(); ++i) {
@@ -255,14 +255,14 @@ base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
     std::size_t i = ready.top();
     ready.pop();
     done[i] = true;
-    plan.actions.push_back(changes[i]);
+    plan.actions.push_back(std::move(changes[i]));  // no longer compared: it left the queue
     for (std::size_t j : dependents[i]) {
       if (--pending[j] == 0) ready.push(j);
     }
   }
   // A cycle (only in estates that failed validation) leaves actions behind; keep them visible.
   for (std::size_t i = 0; i < changes.size(); ++i) {
-    if (!done[i]) plan.actions.push_back(changes[i]);
+    if (!done[i]) plan.actions.push_back(std::move(changes[i]));
   }
 
   // Deletions: managed resources no longer desired, dependents before what they depend on,
@@ -297,7 +297,8 @@ base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
   std::stable_sort(deletes.begin(), deletes.end(), [](const Action& a, const Action& b) {
     return static_cast<int>(a.stage) > static_cast<int>(b.stage);
   });
-  plan.actions.insert(plan.actions.end(), deletes.begin(), deletes.end());
+  plan.actions.insert(plan.actions.end(), std::make_move_iterator(deletes.begin()),
+                      std::make_move_iterator(deletes.end()));
   return plan;
 }
 
