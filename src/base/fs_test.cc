@@ -178,5 +178,41 @@ TEST(Fs, WriteTreeAtomicRefusesAFile) {
   EXPECT_EQ(slurp(out), "x");
 }
 
+TEST(Fs, WriteTreeAtomicWritesALargeTreeOnSeveralThreads) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "out";
+  FileTree files;  // enough files for the threads (64 or more), in nested directories
+  for (int i = 0; i < 300; ++i) {
+    files["d" + std::to_string(i % 7) + "/e" + std::to_string(i % 3) + "/f" + std::to_string(i)] =
+        std::string(static_cast<std::size_t>(i * 13), static_cast<char>('a' + i % 26));
+  }
+  ASSERT_TRUE(write_tree_atomic(out, files).has_value());
+  for (const auto& [rel, content] : files) EXPECT_EQ(slurp(out / rel), content) << rel;
+  std::size_t regular = 0;
+  for (const auto& e : fs::recursive_directory_iterator(out)) regular += e.is_regular_file();
+  EXPECT_EQ(regular, files.size() + 1);  // and the marker
+}
+
+TEST(Fs, WriteTreeAtomicThatFailsOnOneOfManyFilesLeavesNothing) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "out";
+  FileTree files;
+  for (int i = 0; i < 200; ++i) files["f" + std::to_string(i)] = "x";
+  files["f150/inner"] = "y";  // "f150" is a file: creating the directory "f150" fails
+  auto w = write_tree_atomic(out, files);
+  ASSERT_FALSE(w.has_value());
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_TRUE(entries(tmp.path()).empty()) << "the staging directory was left behind";
+}
+
+TEST(Fs, ReadFileReadsALargeFileWhole) {
+  TempDir tmp;
+  std::string big(3 * 1024 * 1024 + 17, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 % 251);
+  fs::path file = tmp.path() / "big";
+  ASSERT_TRUE(write_file_atomic(file, big).has_value());
+  EXPECT_EQ(slurp(file), big);
+}
+
 }  // namespace
 }  // namespace phoenix::base
