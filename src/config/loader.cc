@@ -152,7 +152,7 @@ class Loader {
   void load_all(std::initializer_list<ParsedFile*> first) {
     std::vector<ParsedFile*> order(first);
     for (ParsedFile& f : files_) {
-      if (std::find(order.begin(), order.end(), &f) == order.end()) order.push_back(&f);
+      if (std::find(first.begin(), first.end(), &f) == first.end()) order.push_back(&f);
     }
     constexpr std::size_t kParallelFrom = 16;  // files
     unsigned workers = std::min<unsigned>(std::max(1u, std::thread::hardware_concurrency()), 4);
