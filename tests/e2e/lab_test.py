@@ -208,7 +208,9 @@ def main():
                 check(True, f"https://{host}/ through the gateway reaches the Swarm service "
                             f"({image}, tasks {tasks})")
 
-        swarm_routes()
+        # Traefik's Swarm provider asks the manager for services every 15 s (refreshSeconds'
+        # default): a stack deployed at the end of the run can take that long to be routed.
+        swarm_routes(wait=30)
 
         # 5. Again, faults off: nothing changes, nothing mutates.
         print("5. a second sync all", flush=True)
