@@ -35,6 +35,15 @@ class StandIn {
   std::string old_path_;
 };
 
+// A file owned by whoever runs the test, so that the guest's chown succeeds without root.
+FileSpec own_file(unsigned mode = FileSpec{}.mode) {
+  FileSpec spec;
+  spec.owner = std::to_string(::geteuid());
+  spec.group = std::to_string(::getegid());
+  spec.mode = mode;
+  return spec;
+}
+
 // A runner that takes only so much input (a guest agent's 64 KiB) gets a large file in base64
 // pieces: every byte arrives, the mode is set, and no run was given more than the limit.
 TEST(ExecGuest, WritesLargeFilesInPiecesUnderTheInputLimit) {
@@ -49,10 +58,7 @@ TEST(ExecGuest, WritesLargeFilesInPiecesUnderTheInputLimit) {
   auto guest = exec_guest(limited, "agent guest", 100);
   std::string content;
   for (int i = 0; i < 1000; ++i) content += static_cast<char>((i * 37) % 256);
-  FileSpec spec;
-  spec.owner = std::to_string(::geteuid());
-  spec.group = std::to_string(::getegid());
-  spec.mode = 0755;
+  FileSpec spec = own_file(0755);
   fs::path file = dir.path() / "bin/tool";
   ASSERT_TRUE(guest->write_file(file.string(), content, spec).has_value());
   EXPECT_EQ(*base::read_file(file), content);
@@ -84,9 +90,7 @@ TEST(ExecGuest, PiecesSentTwiceMakeTheSameFile) {
   auto guest = exec_guest(plain, "agent guest", 100, again);
   std::string content;
   for (int i = 0; i < 1001; ++i) content += static_cast<char>((i * 53) % 256);
-  FileSpec spec;
-  spec.owner = std::to_string(::geteuid());
-  spec.group = std::to_string(::getegid());
+  FileSpec spec = own_file();
   fs::path file = dir.path() / "bin/tool";
   ASSERT_TRUE(guest->write_file(file.string(), content, spec).has_value());
   EXPECT_EQ(*base::read_file(file), content);
@@ -113,10 +117,7 @@ TEST(ExecGuest, LargeFilesThatCompressAreSentGzipped) {
   std::string text;
   for (int i = 0; text.size() < (2u << 20); ++i)
     text += "line " + std::to_string(i) + " of a log\n";
-  FileSpec spec;
-  spec.owner = std::to_string(::geteuid());
-  spec.group = std::to_string(::getegid());
-  spec.mode = 0600;
+  FileSpec spec = own_file(0600);
   fs::path file = dir.path() / "etc/big.txt";
   ASSERT_TRUE(guest->write_file(file.string(), text, spec).has_value());
   EXPECT_EQ(*base::read_file(file), text);
@@ -166,10 +167,7 @@ TEST(ExecGuest, ReadsWritesAndRemovesFilesThroughCommands) {
   EXPECT_EQ(missing.error().kind(), base::ErrorKind::kNotFound);
   EXPECT_EQ(missing.error().message(), file.string() + " does not exist in test guest");
 
-  FileSpec key;
-  key.owner = std::to_string(::geteuid());
-  key.group = std::to_string(::getegid());
-  key.mode = 0600;
+  FileSpec key = own_file(0600);
   const std::string content = "a: 'b'\n$(echo no) `x` \"$1\"\n";
   ASSERT_TRUE(guest->write_file(file.string(), content, key).has_value());
   EXPECT_EQ(*base::read_file(file), content);
@@ -194,9 +192,7 @@ TEST(ExecGuest, AFailedWriteLeavesTheOldFileAndNoTemporary) {
   TempDir dir;
   auto guest = exec_guest(base::local_runner(), "test guest");
   fs::path file = dir.path() / "site.conf";
-  FileSpec spec;
-  spec.owner = std::to_string(::geteuid());
-  spec.group = std::to_string(::getegid());
+  FileSpec spec = own_file();
   ASSERT_TRUE(guest->write_file(file.string(), "old\n", spec).has_value());
   spec.owner = "phoenix-no-such-user";
   auto r = guest->write_file(file.string(), "new\n", spec);
@@ -234,10 +230,7 @@ TEST(PctGuest, RunsEverythingThroughPctExecOnTheNode) {
   auto guest = pct_guest(base::local_runner(), 801, "local");
   EXPECT_EQ(guest->describe(), "LXC 801 through pct (local)");
   fs::path file = dir.path() / "etc/vllm/vllm.env";
-  FileSpec spec;
-  spec.owner = std::to_string(::geteuid());
-  spec.group = std::to_string(::getegid());
-  spec.mode = 0640;
+  FileSpec spec = own_file(0640);
   ASSERT_TRUE(guest->write_file(file.string(), "A=1\n", spec).has_value());
   EXPECT_EQ(*guest->read_file(file.string()), "A=1\n");
   auto r = guest->run({"printf", "%s", "x y"}, {});
@@ -265,9 +258,7 @@ TEST(PctGuest, ThroughSshTheArgumentsArriveIntact) {
   StandIn pct(dir.path() / "bin", "pct", kPct);
   auto guest = pct_guest(base::ssh_runner("root@node"), 801, "ssh root@node");
   fs::path file = dir.path() / "it's a \"file\" $(x).conf";
-  FileSpec spec;
-  spec.owner = std::to_string(::geteuid());
-  spec.group = std::to_string(::getegid());
+  FileSpec spec = own_file();
   ASSERT_TRUE(guest->write_file(file.string(), "x='1'\n", spec).has_value());
   EXPECT_EQ(*base::read_file(file), "x='1'\n");
   EXPECT_EQ(*guest->read_file(file.string()), "x='1'\n");
