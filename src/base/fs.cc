@@ -13,9 +13,10 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -208,9 +209,56 @@ bool has_content_at(int dir, const std::string& name, std::string_view content, 
   return same;
 }
 
+// Creates directory `dir` below `root` and any of its parents that are missing; one that exists
+// already is fine (another worker may have made it). Returns 0 or the errno.
+int make_dirs_at(int root, const std::string& dir) {
+  if (dir.empty() || ::mkdirat(root, dir.c_str(), 0755) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return errno;
+  std::size_t slash = dir.rfind('/');
+  if (slash == std::string::npos) return ENOENT;
+  if (int err = make_dirs_at(root, dir.substr(0, slash)); err != 0) return err;
+  if (::mkdirat(root, dir.c_str(), 0755) == 0 || errno == EEXIST) return 0;
+  return errno;
+}
+
+// True when `dir` holds exactly `files` and the marker, each file with its content and mode
+// `bits`, and nothing else: writing the tree again would change nothing.
+bool tree_matches(const fs::path& dir, const FileTree& files, mode_t bits) {
+  std::unordered_set<std::string_view> dirs;
+  for (const auto& [rel, content] : files) {
+    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
+      dirs.insert(std::string_view(rel).substr(0, slash));
+    }
+  }
+  const std::size_t prefix = dir.native().size() + 1;
+  std::size_t regular = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::string_view rel = std::string_view(it->path().native()).substr(prefix);
+    fs::file_status st = it->symlink_status(ec);
+    if (ec) return false;
+    if (fs::is_directory(st)) {
+      if (!dirs.contains(rel)) return false;
+    } else if (fs::is_regular_file(st)) {
+      if (rel != kTreeMarker && !files.contains(std::string(rel))) return false;
+      ++regular;
+    } else {
+      return false;
+    }
+  }
+  if (ec || regular != files.size() + 1) return false;
+  DirFd d = open_dir(AT_FDCWD, dir.c_str());
+  if (d.get() < 0) return false;
+  return std::all_of(files.begin(), files.end(), [&](const FileTree::value_type& f) {
+    return has_content_at(d.get(), f.first, f.second, bits);
+  });
+}
+
 }  // namespace
 
-Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
+Result<TreeWrite> write_tree_atomic(const fs::path& dir, const FileTree& files) {
   std::error_code ec;
   fs::path target = dir.has_filename() ? dir : dir.parent_path();
   bool exists = fs::exists(target, ec);
@@ -228,6 +276,12 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
     return fail(ErrorKind::kNotFound, "parent directory " + parent.string() + " does not exist");
   }
 
+  const auto file_mode = static_cast<mode_t>(fs::perms::owner_read | fs::perms::owner_write |
+                                             fs::perms::group_read | fs::perms::others_read);
+  // A tree that is already what would be written is left alone: nothing is rewritten, synced
+  // or swapped, and every file keeps its inode and modification time.
+  if (exists && tree_matches(target, files, file_mode)) return TreeWrite::kUnchanged;
+
   std::string staging_name = ".";  // built by appending: g++ 12 warns (-Wrestrict) on "." + str
   staging_name += target.filename().string();
   staging_name += ".tmp-";
@@ -244,27 +298,31 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
     return std::unexpected(errno_error("cannot open", staging, err));
   }
   DirFd old = exists ? open_dir(AT_FDCWD, target.c_str()) : DirFd();
-  const auto file_mode = static_cast<mode_t>(fs::perms::owner_read | fs::perms::owner_write |
-                                             fs::perms::group_read | fs::perms::others_read);
   // Paths are relative to the two directory descriptors: no path is resolved from the root
-  // again for each of the thousands of files a large estate renders. Directories first, then
-  // the files.
-  std::set<std::string> made_dirs;
-  for (const auto& [rel, content] : files) {
-    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
-         slash = rel.find('/', slash + 1)) {
-      std::string sub = rel.substr(0, slash);
-      if (made_dirs.insert(sub).second && ::mkdirat(out.get(), sub.c_str(), 0755) != 0 &&
-          errno != EEXIST) {
-        int err = errno;
-        cleanup();
-        return std::unexpected(errno_error("cannot create", staging / sub, err));
-      }
+  // again for each of the thousands of files a large estate renders.
+  //
+  // Creating an entry takes its directory's lock in the kernel, so threads that write into one
+  // directory only wait on each other (and spin doing it). The files are grouped by directory
+  // instead, and each worker takes the next directory, largest first: it creates the directory
+  // and writes its files, while another worker does the same for another directory.
+  struct Group {
+    std::string dir;  // "" for the top
+    std::vector<const FileTree::value_type*> files;
+  };
+  std::vector<Group> groups;
+  {
+    std::unordered_map<std::string_view, std::size_t> by_dir;
+    for (const auto& entry : files) {
+      std::string_view rel = entry.first;
+      std::size_t slash = rel.rfind('/');
+      std::string_view parent = slash == std::string_view::npos ? "" : rel.substr(0, slash);
+      auto [it, added] = by_dir.try_emplace(parent, groups.size());
+      if (added) groups.push_back({std::string(parent), {}});
+      groups[it->second].files.push_back(&entry);
     }
   }
-  std::vector<const FileTree::value_type*> entries;
-  entries.reserve(files.size());
-  for (const auto& entry : files) entries.push_back(&entry);
+  std::stable_sort(groups.begin(), groups.end(),
+                   [](const Group& a, const Group& b) { return a.files.size() > b.files.size(); });
   auto put = [&](const FileTree::value_type& entry) -> Result<void> {
     const auto& [rel, content] = entry;
     // A file whose content is unchanged from the tree being replaced is hard-linked from it
@@ -277,20 +335,26 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
     return write_new_file_at(out.get(), rel.c_str(), content, file_mode, staging / rel,
                              Sync::kLater);
   };
-  // Creating a file is a few system calls that mostly wait on the file system, so a large tree
-  // is written by a few threads at once, each taking the next file. The first error stops them.
+  auto put_group = [&](const Group& g) -> Result<void> {
+    if (int err = make_dirs_at(out.get(), g.dir); err != 0) {
+      return std::unexpected(errno_error("cannot create", staging / g.dir, err));
+    }
+    for (const FileTree::value_type* entry : g.files) PHX_TRY(put(*entry));
+    return {};
+  };
   constexpr std::size_t kParallelFrom = 64;
   std::size_t workers = std::min<std::size_t>(std::max(1u, std::thread::hardware_concurrency()), 4);
-  if (entries.size() < kParallelFrom) workers = 1;
+  if (files.size() < kParallelFrom) workers = 1;
+  workers = std::min(workers, groups.size());
   std::atomic<std::size_t> next{0};
   std::mutex failure_mutex;
   std::optional<Error> failure;
   auto work = [&] {
-    for (std::size_t i = next++; i < entries.size(); i = next++) {
-      if (auto w = put(*entries[i]); !w) {
+    for (std::size_t i = next++; i < groups.size(); i = next++) {
+      if (auto w = put_group(groups[i]); !w) {
         std::lock_guard lock(failure_mutex);
         if (!failure) failure = w.error();
-        next = entries.size();
+        next = groups.size();
         return;
       }
     }
@@ -308,7 +372,7 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
                                  file_mode, staging / kTreeMarker, Sync::kLater);
       !w) {
     cleanup();
-    return w;
+    return std::unexpected(std::move(w.error()));
   }
   ::fchmod(out.get(), 0755);
   // Make the whole tree durable, files and directories, before it becomes visible: one syncfs
@@ -326,7 +390,7 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
       cleanup();
       return std::unexpected(errno_error("cannot move output into", target, err));
     }
-    return {};
+    return TreeWrite::kWritten;
   }
   // Swap the two directories in one step, then drop the old tree.
   if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
@@ -335,7 +399,7 @@ Result<void> write_tree_atomic(const fs::path& dir, const FileTree& files) {
     return std::unexpected(errno_error("cannot swap output into", target, err));
   }
   fs::remove_all(staging, ec);  // now holds the previous tree
-  return {};
+  return TreeWrite::kWritten;
 }
 
 }  // namespace phoenix::base

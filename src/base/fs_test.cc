@@ -8,7 +8,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
+#include <vector>
 
 namespace phoenix::base {
 namespace {
@@ -186,6 +188,7 @@ TEST(Fs, WriteTreeAtomicWritesALargeTreeOnSeveralThreads) {
     files["d" + std::to_string(i % 7) + "/e" + std::to_string(i % 3) + "/f" + std::to_string(i)] =
         std::string(static_cast<std::size_t>(i * 13), static_cast<char>('a' + i % 26));
   }
+  files["deep/a/b/c/d/leaf"] = "in directories that hold no file of their own";
   ASSERT_TRUE(write_tree_atomic(out, files).has_value());
   for (const auto& [rel, content] : files) EXPECT_EQ(slurp(out / rel), content) << rel;
   std::size_t regular = 0;
@@ -203,6 +206,66 @@ TEST(Fs, WriteTreeAtomicThatFailsOnOneOfManyFilesLeavesNothing) {
   ASSERT_FALSE(w.has_value());
   EXPECT_FALSE(fs::exists(out));
   EXPECT_TRUE(entries(tmp.path()).empty()) << "the staging directory was left behind";
+}
+
+TEST(Fs, WriteTreeAtomicLeavesAnIdenticalTreeUntouched) {
+  TempDir tmp;
+  fs::path out = tmp.path() / "out";
+  const FileTree files = {{"a.txt", "A"}, {"sub/b.txt", "B"}, {"sub/deeper/c.txt", "C"}};
+  auto first = write_tree_atomic(out, files);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, TreeWrite::kWritten);
+  ino_t dir = inode(out);
+  ino_t a = inode(out / "a.txt");
+  ino_t c = inode(out / "sub/deeper/c.txt");
+  auto again = write_tree_atomic(out, files);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, TreeWrite::kUnchanged);
+  EXPECT_EQ(inode(out), dir) << "the directory was swapped";
+  EXPECT_EQ(inode(out / "a.txt"), a);
+  EXPECT_EQ(inode(out / "sub/deeper/c.txt"), c);
+  std::set<std::string> top;
+  for (const auto& e : fs::directory_iterator(tmp.path())) top.insert(e.path().filename().string());
+  EXPECT_EQ(top, (std::set<std::string>{"out"}));
+}
+
+// Anything in the old tree that the new one would not have makes it a real write, which leaves
+// exactly the new tree.
+TEST(Fs, WriteTreeAtomicRewritesATreeThatDiffersInAnyWay) {
+  const FileTree files = {{"a.txt", "A"}, {"sub/b.txt", "B"}};
+  const std::set<std::string> expected = {".phoenix-render", "a.txt", "sub", "sub/b.txt"};
+  struct Case {
+    const char* what;
+    std::function<void(const fs::path&)> change;
+  };
+  const std::vector<Case> cases = {
+      {"a stray file", [](const fs::path& o) { std::ofstream(o / "sub/stray") << "x"; }},
+      {"a stray directory", [](const fs::path& o) { fs::create_directory(o / "empty"); }},
+      {"a missing file", [](const fs::path& o) { fs::remove(o / "sub/b.txt"); }},
+      {"a file's mode",
+       [](const fs::path& o) { fs::permissions(o / "a.txt", fs::perms::owner_all); }},
+      {"a file's bytes", [](const fs::path& o) { std::ofstream(o / "a.txt") << "Z"; }},
+      {"a symbolic link for a file",
+       [](const fs::path& o) {
+         fs::rename(o / "a.txt", o.parent_path() / "outside");
+         fs::create_symlink(o.parent_path() / "outside", o / "a.txt");
+       }},
+  };
+  for (const Case& c : cases) {
+    TempDir tmp;
+    fs::path out = tmp.path() / "out";
+    ASSERT_TRUE(write_tree_atomic(out, files).has_value());
+    c.change(out);
+    auto w = write_tree_atomic(out, files);
+    ASSERT_TRUE(w.has_value()) << c.what;
+    EXPECT_EQ(*w, TreeWrite::kWritten) << c.what;
+    EXPECT_EQ(entries(out), expected) << c.what;
+    EXPECT_EQ(slurp(out / "a.txt"), "A") << c.what;
+    EXPECT_EQ(fs::symlink_status(out / "a.txt").permissions(),
+              fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                  fs::perms::others_read)
+        << c.what;
+  }
 }
 
 TEST(Fs, ReadFileReadsALargeFileWhole) {

@@ -28,11 +28,14 @@ int run_render(const GlobalOptions& g, const RenderOptions& o) {
     sizes.push_back(a.content.size());
     tree[a.path] = std::move(a.content);
   }
+  bool unchanged = false;
   if (!g.dry_run) {
-    if (auto w = base::write_tree_atomic(o.out_dir, tree); !w) {
+    auto w = base::write_tree_atomic(o.out_dir, tree);
+    if (!w) {
       print_error(g, w.error().describe());
       return kExitInvalid;
     }
+    unchanged = *w == base::TreeWrite::kUnchanged;
   }
   if (g.output == OutputFormat::kJson) {
     nlohmann::json files = nlohmann::json::array();
@@ -45,16 +48,26 @@ int run_render(const GlobalOptions& g, const RenderOptions& o) {
       }
       files.push_back(std::move(f));
     }
-    print_json({{"ok", true}, {"out", o.out_dir}, {"dry_run", g.dry_run}, {"files", files}});
+    print_json({{"ok", true},
+                {"out", o.out_dir},
+                {"dry_run", g.dry_run},
+                {"changed", !g.dry_run && !unchanged},
+                {"files", files}});
   } else {
     for (const render::Artifact& a : artifacts) {
-      std::cout << (g.dry_run ? "would write " : "wrote ") << o.out_dir << "/" << a.path;
+      std::cout << (g.dry_run   ? "would write "
+                    : unchanged ? "unchanged "
+                                : "wrote ")
+                << o.out_dir << "/" << a.path;
       if (!a.target.empty()) {
         std::cout << "  (for " << (a.guest ? "guest " + std::to_string(*a.guest) : "the host")
                   << ": " << a.target << ")";
       }
       std::cout << '\n';
     }
+  }
+  if (unchanged && g.output == OutputFormat::kText) {
+    std::cout << o.out_dir << " already held this output: nothing was written.\n";
   }
   return kExitOk;
 }
