@@ -187,9 +187,11 @@ std::vector<Node::Member>& Node::members() {
   return scratch;
 }
 
+// Lengths are compared first: most keys of an object differ in length from the one looked for,
+// and string == string_view compares the bytes before the lengths.
 const Node::Member* Node::find_member(std::string_view key) const {
   for (const Member& m : members()) {
-    if (m.key == key) return &m;
+    if (m.key.size() == key.size() && std::string_view(m.key) == key) return &m;
   }
   return nullptr;
 }
@@ -202,7 +204,7 @@ const Node* Node::find(std::string_view key) const {
 Node* Node::find(std::string_view key) {
   if (kind_ != Kind::kObject) return nullptr;
   for (Member& m : s_.members) {
-    if (m.key == key) return &m.value;
+    if (m.key.size() == key.size() && std::string_view(m.key) == key) return &m.value;
   }
   return nullptr;
 }

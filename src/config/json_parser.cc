@@ -1,7 +1,9 @@
 #include "config/json_parser.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -342,12 +344,15 @@ class Parser {
     }
   }
 
+  // Members and items are gathered on stacks shared by every object and array being parsed
+  // (nested ones above the one that holds them), then moved into a vector of exactly their
+  // number: one allocation per object or array, no growth and no spare capacity.
   void parse_object(int depth, Node& obj) {
     obj = Node::object(here());
-    auto& members = obj.members();
+    const std::size_t base = members_.size();
     // Member lookup for duplicate keys: linear for small objects, an index for large ones
     // (lxc_configs can hold thousands of entries).
-    std::unordered_map<std::string_view, std::size_t> index;
+    std::unordered_map<std::string, std::size_t> index;
     constexpr std::size_t kIndexFrom = 48;
     advance();  // '{'
     skip_space();
@@ -379,44 +384,32 @@ class Parser {
       advance();
       skip_space();
       if (error_) break;
-      const std::size_t count = members.size();
+      const std::size_t count = members_.size() - base;
       if (count == kIndexFrom) {
-        for (std::size_t i = 0; i < count; ++i) index.emplace(members[i].key, i);
+        for (std::size_t i = 0; i < count; ++i) index.emplace(members_[base + i].key, i);
       }
       std::optional<std::size_t> prev;
       if (count >= kIndexFrom) {
         if (auto it = index.find(key); it != index.end()) prev = it->second;
       } else {
         for (std::size_t i = 0; i < count; ++i) {
-          const std::string& k = members[i].key;
+          const std::string& k = members_[base + i].key;
           if (k.size() == key.size() && k[0] == key[0] && k == key) prev = i;
         }
       }
+      Node value;
+      parse_value(depth + 1, value);
+      if (error_) break;
       if (prev) {
-        Node value;
-        parse_value(depth + 1, value);
-        if (error_) break;
-        Node::Member& first = members[*prev];
+        Node::Member& first = members_[base + *prev];
         diags_
             .warning("duplicate-key", key_loc, "duplicate key \"" + key + "\"",
                      "remove one of them; the last value is the one used")
             .related.push_back({first.key_loc, "first defined here"});
         first.value = std::move(value);
       } else {
-        // The index holds views of the keys stored in `members`: rebuilt when the vector moves.
-        const bool moves = members.size() == members.capacity();
-        Node::Member& m = members.emplace_back();
-        m.key = key;
-        m.key_loc = key_loc;
-        if (count >= kIndexFrom) {
-          if (moves) {
-            index.clear();
-            for (std::size_t i = 0; i < count; ++i) index.emplace(members[i].key, i);
-          }
-          index.emplace(m.key, count);
-        }
-        parse_value(depth + 1, m.value);
-        if (error_) break;
+        if (count >= kIndexFrom) index.emplace(key, count);
+        members_.push_back(Node::Member{key, key_loc, std::move(value)});
       }
       skip_space();
       if (error_) break;
@@ -426,7 +419,7 @@ class Parser {
       }
       if (peek() == '}') {
         advance();
-        return;
+        break;
       }
       if (at_end()) {
         fail_at(obj.loc(), "unterminated object: missing '}'");
@@ -434,11 +427,19 @@ class Parser {
         fail_here("expected ',' or '}' after object member, found " + describe_here());
       }
     }
+    // After an error the document is not used: the members are dropped with the stack.
+    if (!error_) {
+      auto& members = obj.members();
+      members.reserve(members_.size() - base);
+      std::move(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end(),
+                std::back_inserter(members));
+    }
+    members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
   }
 
   void parse_array(int depth, Node& arr) {
     arr = Node::array(here());
-    auto& items = arr.items();
+    const std::size_t base = items_.size();
     advance();  // '['
     skip_space();
     if (peek() == ']') {
@@ -456,8 +457,10 @@ class Parser {
         fail_at(arr.loc(), "unterminated array: missing ']'");
         break;
       }
-      parse_value(depth + 1, items.emplace_back());
+      Node value;
+      parse_value(depth + 1, value);
       if (error_) break;
+      items_.push_back(std::move(value));
       skip_space();
       if (error_) break;
       if (peek() == ',') {
@@ -466,7 +469,7 @@ class Parser {
       }
       if (peek() == ']') {
         advance();
-        return;
+        break;
       }
       if (at_end()) {
         fail_at(arr.loc(), "unterminated array: missing ']'");
@@ -474,6 +477,13 @@ class Parser {
         fail_here("expected ',' or ']' after array element, found " + describe_here());
       }
     }
+    if (!error_) {
+      auto& items = arr.items();
+      items.reserve(items_.size() - base);
+      std::move(items_.begin() + static_cast<std::ptrdiff_t>(base), items_.end(),
+                std::back_inserter(items));
+    }
+    items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(base), items_.end());
   }
 
   std::string_view text_;
@@ -483,6 +493,8 @@ class Parser {
   std::uint32_t line_ = 1;
   std::size_t line_start_;
   std::optional<Error> error_;
+  std::vector<Node::Member> members_;  // of the objects being parsed, innermost last
+  std::vector<Node> items_;            // of the arrays being parsed, innermost last
 };
 
 }  // namespace

@@ -193,5 +193,47 @@ TEST(JsonParser, DuplicateKeyWarnsAndLastWins) {
   EXPECT_EQ(d.related[0].message, "first defined here");
 }
 
+// Members and items are gathered on the parser's shared stacks: nested objects and arrays inside
+// a large object (past the size where duplicate keys are found through an index) keep their own
+// members, in order, and a duplicate far down the object still replaces the first value.
+TEST(JsonParser, LargeObjectWithNestedValuesAndADuplicate) {
+  std::string text = "{";
+  for (int i = 0; i < 100; ++i) {
+    text += "\"k" + std::to_string(i) + "\": {\"n\": " + std::to_string(i) + ", \"list\": [" +
+            std::to_string(i) + ", [\"x\", {\"deep\": true}], {}]},\n";
+  }
+  text += "\"k10\": \"again\"}";
+  base::Diagnostics diags;
+  Node n = parse_ok(text, diags);
+  ASSERT_EQ(n.size(), 100u);
+  EXPECT_EQ(n.members().capacity(), 100u);  // no spare room left over from growing
+  for (int i = 0; i < 100; ++i) {
+    const Node::Member& m = n.members()[static_cast<std::size_t>(i)];
+    ASSERT_EQ(m.key, "k" + std::to_string(i));
+    if (i == 10) continue;
+    ASSERT_EQ(m.value.size(), 2u);
+    EXPECT_EQ(m.value.find("n")->as_int(), i);
+    const Node* list = m.value.find("list");
+    ASSERT_EQ(list->size(), 3u);
+    EXPECT_EQ(list->items()[0].as_int(), i);
+    ASSERT_EQ(list->items()[1].size(), 2u);
+    EXPECT_EQ(list->items()[1].items()[0].text(), "x");
+    EXPECT_TRUE(list->items()[1].items()[1].find("deep")->as_bool());
+    EXPECT_TRUE(list->items()[2].is_object());
+    EXPECT_EQ(list->items()[2].size(), 0u);
+  }
+  EXPECT_EQ(n.find("k10")->text(), "again");
+  ASSERT_EQ(diags.all().size(), 1u);
+  EXPECT_EQ(diags.all()[0].message, "duplicate key \"k10\"");
+  EXPECT_EQ(diags.all()[0].loc, (SourceLoc{1, 101, 1}));
+}
+
+// A syntax error deep inside nested values leaves the parser's stacks to be dropped, and the
+// error is reported where it is.
+TEST(JsonParser, ErrorInsideNestedValues) {
+  base::Error e = parse_err("{\"a\": [1, {\"b\": [2, 3,]}], \"c\": 4}");
+  EXPECT_EQ(e.message(), "trailing comma before ']' is not allowed in JSON");
+}
+
 }  // namespace
 }  // namespace phoenix::config

@@ -47,8 +47,13 @@ class Loader {
     load_all({lxc, vm});
     drop_absent(stacks);
     if (auto* root = take(*platform)) read_platform(*root);
-    if (auto* root = take(*lxc)) read_lxc_file(*root);
-    if (auto* root = take(*vm)) read_vm_file(*root);
+    // The guests of both files go into one vector, reserved once: a Guest is a few KiB, and
+    // growing the vector for the VMs would copy every LXC.
+    const Node* lxc_root = take(*lxc);
+    const Node* vm_root = take(*vm);
+    estate_->guests.reserve(entry_count(lxc_root, "lxc_configs") + entry_count(vm_root, "vms"));
+    if (lxc_root) read_lxc_file(*lxc_root);
+    if (vm_root) read_vm_file(*vm_root);
     read_stacks(stacks);
     files_.clear();  // the trees that were read (compose files were moved into their stacks)
     estate_->reindex();
@@ -170,6 +175,12 @@ class Loader {
   }
 
   // The file's diagnostics join the estate's; returns its parsed root, if any.
+  // How many entries `root`'s `key` holds (0 when it is missing or not a list or an object).
+  static std::size_t entry_count(const Node* root, std::string_view key) {
+    const Node* list = root ? root->find(key) : nullptr;
+    return list ? list->size() : 0;
+  }
+
   const Node* take(ParsedFile& f) {
     diags_.append(f.diags);
     f.diags = {};
@@ -558,7 +569,6 @@ class Loader {
                        std::string(configs->kind_name()));
       return;
     }
-    estate_->guests.reserve(estate_->guests.size() + configs->size());
     for (const Node::Member& m : configs->members()) {
       auto ref = guest_ref(Node::string(m.key, m.key_loc), "each key of lxc_configs");
       if (!ref) continue;
@@ -699,7 +709,6 @@ class Loader {
                    "vms must be an array of VM entries, not " + std::string(vms->kind_name()));
       return;
     }
-    estate_->guests.reserve(estate_->guests.size() + vms->size());
     for (const Node& v : vms->items()) {
       if (!v.is_object()) {
         diags_.error("wrong-type", v.loc(),

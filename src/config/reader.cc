@@ -10,16 +10,19 @@ namespace phoenix::config {
 using base::Node;
 
 ObjectReader::ObjectReader(const Node& object, base::Diagnostics& diags, std::string what)
-    : object_(object), diags_(diags), what_(std::move(what)) {}
+    : object_(object), diags_(diags), what_(std::move(what)), used_(object.members().size()) {}
 
 ObjectReader::~ObjectReader() { finish(); }
 
 const Node* ObjectReader::take(std::string_view key) {
   known_.push_back(key);
-  return object_.find(key);
+  const Node::Member* m = object_.find_member(key);
+  if (!m) return nullptr;
+  used_[static_cast<std::size_t>(m - object_.members().data())] = true;
+  return &m->value;
 }
 
-void ObjectReader::known(std::string_view key) { known_.push_back(key); }
+void ObjectReader::known(std::string_view key) { (void)take(key); }
 
 void ObjectReader::type_error(const Node& value, std::string_view key, std::string_view expected) {
   std::string hint;
@@ -175,7 +178,11 @@ void ObjectReader::unused(std::string_view key, std::string_view why) {
 void ObjectReader::finish() {
   if (finished_) return;
   finished_ = true;
-  for (const Node::Member& m : object_.members()) {
+  const auto& members = object_.members();
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    if (used_[i]) continue;
+    const Node::Member& m = members[i];
+    // (A key given twice, where a parser keeps both, is found once: the other is known too.)
     if (std::find(known_.begin(), known_.end(), m.key) != known_.end()) continue;
     auto suggestion = base::closest_match(m.key, known_);
     std::string hint = suggestion ? "did you mean \"" + *suggestion + "\"?"

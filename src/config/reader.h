@@ -58,7 +58,8 @@ class ObjectReader {
   const base::Node& object_;
   base::Diagnostics& diags_;
   std::string what_;
-  std::vector<std::string_view> known_;
+  std::vector<std::string_view> known_;  // every key asked for: the suggestions for unknown ones
+  std::vector<bool> used_;               // by member: asked for, so not unknown
   bool finished_ = false;
 };
 
