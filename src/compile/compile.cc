@@ -2,6 +2,8 @@
 #include <cctype>
 #include <functional>
 #include <set>
+#include <string_view>
+#include <unordered_set>
 
 #include "base/sort.h"
 #include "base/strings.h"
@@ -429,6 +431,8 @@ class Compiler {
 
   void resources() {
     auto& out = d_.resources;
+    out.reserve(e_.guests.size() * 2 + d_.dns.size() + d_.firewalls.size() +
+                d_.certificates.size() + d_.stacks.size() + 3);
     const Guest* ca = first_with_feature(e_, "step_ca");
     const Guest* manager = swarm_manager(e_);
     std::set<model::GuestId> ids;
@@ -535,7 +539,8 @@ class Compiler {
       }
     }
     // Dependencies on resources that do not exist (invalid estates) are dropped.
-    std::set<std::string> all;
+    std::unordered_set<std::string_view> all;
+    all.reserve(out.size());
     for (const Resource& r : out) all.insert(r.id);
     for (Resource& r : out) {
       std::erase_if(r.deps, [&](const std::string& d) { return !all.count(d) || d == r.id; });

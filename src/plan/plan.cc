@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <queue>
+#include <string_view>
+#include <unordered_map>
 
 namespace phoenix::plan {
 namespace {
@@ -138,7 +140,8 @@ bool Plan::has_changes() const {
 
 base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
                              const Observed& observed, const PlanOptions& options) {
-  std::map<std::string, const compile::Resource*> by_id;
+  std::unordered_map<std::string_view, const compile::Resource*> by_id;
+  by_id.reserve(desired.size());
   for (const compile::Resource& r : desired) by_id[r.id] = &r;
 
   // Selection: the named guests, everything they depend on, and what belongs to them.
@@ -172,6 +175,7 @@ base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
 
   Plan plan;
   std::vector<Action> changes;
+  changes.reserve(desired.size());
   for (const compile::Resource& r : desired) {
     if (!in_selection(r.owner)) continue;
     Action a;
@@ -230,7 +234,8 @@ base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
   }
 
   // Topological order (Kahn); among ready actions, earlier stages first, then by id.
-  std::map<std::string, std::size_t> index;
+  std::unordered_map<std::string_view, std::size_t> index;
+  index.reserve(changes.size());
   for (std::size_t i = 0; i < changes.size(); ++i) index[changes[i].id] = i;
   std::vector<int> pending(changes.size(), 0);
   std::vector<std::vector<std::size_t>> dependents(changes.size());
@@ -251,6 +256,7 @@ base::Result<Plan> make_plan(const std::vector<compile::Resource>& desired,
     if (pending[i] == 0) ready.push(i);
   }
   std::vector<bool> done(changes.size(), false);
+  plan.actions.reserve(changes.size());
   while (!ready.empty()) {
     std::size_t i = ready.top();
     ready.pop();
