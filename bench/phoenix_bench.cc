@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +71,36 @@ struct GuestSpec {
 
 // Guest i: VM when i % 3 == 2, else LXC. Guest 0 is the CA, guest 1 Traefik, guest 2 the swarm
 // manager; every other VM is a swarm worker.
+// The disk's part of a render, without Phoenix: the files of `tree` (relative path, content)
+// written below the new directory `dir` with the plainest system calls, one thread: mkdir for
+// each directory, then open, write and close for each file, then one syncfs, as render makes
+// its tree durable. Returns the milliseconds it took.
+double write_plainly(const fs::path& dir,
+                     const std::vector<std::pair<std::string, std::string>>& tree) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (mkdir(dir.c_str(), 0755) != 0) die("mkdir " + dir.string() + ": " + std::strerror(errno));
+  for (const auto& [rel, content] : tree) {
+    for (std::size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
+      fs::path sub = dir / rel.substr(0, slash);
+      if (mkdir(sub.c_str(), 0755) != 0 && errno != EEXIST) {
+        die("mkdir " + sub.string() + ": " + std::strerror(errno));
+      }
+    }
+    fs::path file = dir / rel;
+    int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 ||
+        write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+      die("write " + file.string() + ": " + std::strerror(errno));
+    }
+    close(fd);
+  }
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || syncfs(fd) != 0) die("syncfs " + dir.string() + ": " + std::strerror(errno));
+  close(fd);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
 std::vector<GuestSpec> plan_guests(int n) {
   std::vector<GuestSpec> gs;
   gs.reserve(n);
@@ -561,6 +592,7 @@ int main(int argc, char** argv) {
   struct Row {
     int size, guests, stacks, runs;
     Stat validate, render, plan, dry, again, shm;
+    double plain_ms;  // the same files written without Phoenix (write_plainly)
   };
   std::vector<Row> rows;
 
@@ -620,7 +652,7 @@ int main(int argc, char** argv) {
             "--out",      (base / ("out-" + std::to_string(n) + "-" + std::to_string(k))).string()};
       };
     };
-    Row row{n, est.guests, est.stacks, r, {}, {}, {}, {}, {}, {}};
+    Row row{n, est.guests, est.stacks, r, {}, {}, {}, {}, {}, {}, 0};
     row.validate = measure("validate", fixed({bin.string(), "-C", etc, "validate"}));
     row.render = measure("render", render_into(tmp));
     // Render again over the tree the first run left: unchanged files are kept, not rewritten.
@@ -633,37 +665,60 @@ int main(int argc, char** argv) {
     // The same render without writing: what rendering costs apart from the file system.
     row.dry = measure("render --dry-run",
                       fixed({bin.string(), "-C", etc, "--dry-run", "render", "--out", again_dir}));
+    // What the disk alone costs for this tree: the first render's files, written again without
+    // Phoenix into new directories beside the renders.
+    {
+      std::vector<std::pair<std::string, std::string>> tree;
+      const fs::path first = tmp / ("out-" + std::to_string(n) + "-0");
+      for (const auto& e : fs::recursive_directory_iterator(first)) {
+        if (e.is_regular_file()) {
+          tree.emplace_back(fs::relative(e.path(), first).string(), read_file(e.path()));
+        }
+      }
+      std::sort(tree.begin(), tree.end());
+      std::vector<double> times;
+      for (int k = 0; k < r; ++k) {
+        times.push_back(
+            write_plainly(tmp / ("plain-" + std::to_string(n) + "-" + std::to_string(k)), tree));
+      }
+      row.plain_ms = median(times);
+    }
     rows.push_back(row);
     if (!keep) fs::remove_all(root);
     for (int k = 0; k < r; ++k) {
       const std::string name = "out-" + std::to_string(n) + "-" + std::to_string(k);
       if (!keep) fs::remove_all(tmp / name);
+      if (!keep) fs::remove_all(tmp / ("plain-" + std::to_string(n) + "-" + std::to_string(k)));
       if (!shm.empty()) fs::remove_all(shm / name);
     }
   }
   if (!shm.empty()) fs::remove_all(shm);
 
-  std::printf("\n%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s\n",
-              "size", "guests", "stacks", "runs", "validate", "RSS", "render", "RSS", "plan", "RSS",
-              "sum", "sum/guest", "render -n", "re-render", "tmpfs");
-  std::printf("%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s\n", "",
-              "", "", "", "med ms", "MiB", "med ms", "MiB", "med ms", "MiB", "med ms", "ms",
-              "med ms", "med ms", "med ms");
-  std::printf("%s\n", std::string(160, '-').c_str());
+  std::printf(
+      "\n%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s %10s\n",
+      "size", "guests", "stacks", "runs", "validate", "RSS", "render", "RSS", "plan", "RSS", "sum",
+      "sum/guest", "render -n", "re-render", "tmpfs", "disk only");
+  std::printf(
+      "%7s %7s %6s %4s | %10s %8s | %10s %8s | %10s %8s | %10s %10s | %10s %10s %10s %10s\n", "",
+      "", "", "", "med ms", "MiB", "med ms", "MiB", "med ms", "MiB", "med ms", "ms", "med ms",
+      "med ms", "med ms", "med ms");
+  std::printf("%s\n", std::string(171, '-').c_str());
   for (const Row& row : rows) {
     double sum = row.validate.median_ms + row.render.median_ms + row.plan.median_ms;
     std::printf(
         "%7d %7d %6d %4d | %10.1f %8.1f | %10.1f %8.1f | %10.1f %8.1f | %10.1f %10.4f | %10.1f "
-        "%10.1f %10.1f\n",
+        "%10.1f %10.1f %10.1f\n",
         row.size, row.guests, row.stacks, row.runs, row.validate.median_ms, row.validate.max_rss,
         row.render.median_ms, row.render.max_rss, row.plan.median_ms, row.plan.max_rss, sum,
-        sum / row.guests, row.dry.median_ms, row.again.median_ms, row.shm.median_ms);
+        sum / row.guests, row.dry.median_ms, row.again.median_ms, row.shm.median_ms, row.plain_ms);
   }
   std::printf(
       "\n(guests includes the VM template 9000; RSS is the largest ru_maxrss over the runs;\n"
       " render -n is `render --dry-run`: everything render does except writing the files;\n"
       " re-render is render over its own previous output, unchanged files kept in place;\n"
-      " tmpfs is render into /dev/shm, where writing the files costs no disk)\n");
+      " tmpfs is render into /dev/shm, where writing the files costs no disk;\n"
+      " disk only is the same files written by this program with plain system calls and one\n"
+      " syncfs, no phoenix: what the file system alone costs for the tree render writes)\n");
   if (!keep) {
     fs::remove_all(tmp);
   } else {
