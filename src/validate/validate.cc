@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "base/hash.h"
 #include "base/strings.h"
@@ -463,8 +464,12 @@ class Validator {
   // ---- uniqueness --------------------------------------------------------------------------
 
   void check_uniqueness() {
-    std::map<GuestId, const Guest*> ids;
-    std::map<std::string, std::pair<const Guest*, SourceLoc>> names, ips, macs;
+    std::unordered_map<GuestId, const Guest*> ids;
+    std::unordered_map<std::string, std::pair<const Guest*, SourceLoc>> names, ips, macs;
+    ids.reserve(e_.guests.size());
+    names.reserve(e_.guests.size());
+    ips.reserve(e_.guests.size());
+    macs.reserve(e_.guests.size());
     for (const Guest& g : e_.guests) {
       if (auto [it, fresh] = ids.emplace(g.id, &g); !fresh) {
         auto& diag =
@@ -472,41 +477,46 @@ class Validator {
                      "LXC and VM ids share one namespace on a Proxmox node; pick a free id");
         first_seen(diag, it->second->loc, "first used by " + it->second->label());
       }
-      auto unique = [&](auto& seen, const std::string& key, SourceLoc loc, std::string code,
-                        std::string what, std::string hint) {
+      // `what` describes the value, and is only called for a value seen before: the messages
+      // are built for the duplicates, not for every guest.
+      auto unique = [&](auto& seen, std::string key, SourceLoc loc, const char* code,
+                        const auto& what, const char* hint) {
         if (key.empty()) return;
-        auto [it, fresh] = seen.emplace(key, std::make_pair(&g, loc));
+        auto [it, fresh] = seen.emplace(std::move(key), std::make_pair(&g, loc));
         if (fresh || it->second.first == &g) return;
         auto& diag =
-            d_.error(std::move(code), loc, what + " is also used by " + it->second.first->label(),
-                     std::move(hint));
+            d_.error(code, loc, what() + " is also used by " + it->second.first->label(), hint);
         first_seen(diag, it->second.second, "first used here");
       };
       if (g.name.present) {
-        unique(names, base::to_lower(g.name.value), g.name.loc, "duplicate-hostname",
-               "host name \"" + g.name.value + "\" of " + g.label(),
-               "give each guest its own name");
+        unique(
+            names, base::to_lower(g.name.value), g.name.loc, "duplicate-hostname",
+            [&] { return "host name \"" + g.name.value + "\" of " + g.label(); },
+            "give each guest its own name");
       }
       for (const auto* net : {&g.network, &g.secondary_network}) {
         if (net->ip.present) {
           if (auto c = model::parse_cidr(net->ip.value)) {
-            unique(ips, model::to_string(c->addr), net->ip.loc, "duplicate-ip",
-                   "IP address " + model::to_string(c->addr) + " of " + g.label(),
-                   "give each guest its own address");
+            unique(
+                ips, model::to_string(c->addr), net->ip.loc, "duplicate-ip",
+                [&] { return "IP address " + model::to_string(c->addr) + " of " + g.label(); },
+                "give each guest its own address");
           }
         }
         if (net->hwaddr.present && model::is_mac_address(net->hwaddr.value)) {
-          unique(macs, base::to_lower(net->hwaddr.value), net->hwaddr.loc, "duplicate-mac",
-                 "MAC address " + net->hwaddr.value + " of " + g.label(),
-                 "give each interface its own MAC address");
+          unique(
+              macs, base::to_lower(net->hwaddr.value), net->hwaddr.loc, "duplicate-mac",
+              [&] { return "MAC address " + net->hwaddr.value + " of " + g.label(); },
+              "give each interface its own MAC address");
         }
       }
       if (g.mac_address.present && model::is_mac_address(g.mac_address.value) &&
           !(g.network.hwaddr.present &&
             base::to_lower(g.network.hwaddr.value) == base::to_lower(g.mac_address.value))) {
-        unique(macs, base::to_lower(g.mac_address.value), g.mac_address.loc, "duplicate-mac",
-               "MAC address " + g.mac_address.value + " of " + g.label(),
-               "give each interface its own MAC address");
+        unique(
+            macs, base::to_lower(g.mac_address.value), g.mac_address.loc, "duplicate-mac",
+            [&] { return "MAC address " + g.mac_address.value + " of " + g.label(); },
+            "give each interface its own MAC address");
       }
     }
   }
