@@ -655,7 +655,8 @@ int main(int argc, char** argv) {
     Row row{n, est.guests, est.stacks, r, {}, {}, {}, {}, {}, {}, 0};
     row.validate = measure("validate", fixed({bin.string(), "-C", etc, "validate"}));
     row.render = measure("render", render_into(tmp));
-    // Render again over the tree the first run left: unchanged files are kept, not rewritten.
+    // Render again over the tree the first run left: it holds the same files, so render finds
+    // that and writes nothing.
     const std::string again_dir = (tmp / ("out-" + std::to_string(n) + "-0")).string();
     row.again =
         measure("render again", fixed({bin.string(), "-C", etc, "render", "--out", again_dir}));
@@ -715,7 +716,7 @@ int main(int argc, char** argv) {
   std::printf(
       "\n(guests includes the VM template 9000; RSS is the largest ru_maxrss over the runs;\n"
       " render -n is `render --dry-run`: everything render does except writing the files;\n"
-      " re-render is render over its own previous output, unchanged files kept in place;\n"
+      " re-render is render over its own previous output: already the same, so nothing is written;\n"
       " tmpfs is render into /dev/shm, where writing the files costs no disk;\n"
       " disk only is the same files written by this program with plain system calls and one\n"
       " syncfs, no phoenix: what the file system alone costs for the tree render writes)\n");

@@ -46,11 +46,25 @@ def main():
         check(r.returncode == 0, f"render exits 0: {r.stderr}")
         first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
         check(pathlib.Path("traefik/dynamic_conf.yml") in first, "render writes dynamic_conf.yml")
+        inodes = {p: p.stat().st_ino for p in out.rglob("*")}
         r = run("-C", etc, "render", "--out", str(out))
         second = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
         check(first == second, "a second render is byte-identical")
         check(not [p for p in tmp.iterdir() if p.name.startswith(".render.tmp")],
               "no staging directory is left behind")
+        # ... and, its output being the same, writes nothing: every file keeps its inode.
+        check(r.returncode == 0 and "nothing was written" in r.stdout,
+              f"a second render says it wrote nothing: {r.stdout[-300:]} {r.stderr}")
+        check({p: p.stat().st_ino for p in out.rglob("*")} == inodes,
+              "a second render leaves every file and directory in place")
+        r = run("-C", etc, "--output", "json", "render", "--out", str(out))
+        check(r.returncode == 0 and json.loads(r.stdout)["changed"] is False,
+              f"render --output json reports \"changed\": false: {r.stdout[:200]}")
+        (out / "stray").write_text("x")
+        r = run("-C", etc, "--output", "json", "render", "--out", str(out))
+        check(r.returncode == 0 and json.loads(r.stdout)["changed"] is True,
+              f"a render over a tree with a stray file changes it: {r.stdout[:200]}")
+        check(not (out / "stray").exists(), "the stray file is gone with the old tree")
 
         # render refuses to replace a directory it did not write.
         foreign = tmp / "foreign"
