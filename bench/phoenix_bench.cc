@@ -716,7 +716,8 @@ int main(int argc, char** argv) {
   std::printf(
       "\n(guests includes the VM template 9000; RSS is the largest ru_maxrss over the runs;\n"
       " render -n is `render --dry-run`: everything render does except writing the files;\n"
-      " re-render is render over its own previous output: already the same, so nothing is written;\n"
+      " re-render is render over its own previous output: already the same, so nothing is "
+      "written;\n"
       " tmpfs is render into /dev/shm, where writing the files costs no disk;\n"
       " disk only is the same files written by this program with plain system calls and one\n"
       " syncfs, no phoenix: what the file system alone costs for the tree render writes)\n");

@@ -88,6 +88,44 @@ TEST(Plan, DependencyBeatsStageAndIdOrder) {
   EXPECT_EQ(ids(*p), (std::vector<std::string>{"lxc/900", "lxc/101"}));
 }
 
+// The actions are put in plan order where they stand: with many of them in a scrambled order
+// (long cycles of the permutation), each must still arrive whole, with its own fields, and a
+// deletion still comes after them all.
+TEST(Plan, ManyActionsArriveWholeInOrder) {
+  constexpr int kCount = 210;
+  std::vector<Resource> rs;
+  for (int i = 0; i < kCount; ++i) {
+    const int n = 1000 + (i * 37) % kCount;  // every number once (37 and 210 are coprime)
+    std::vector<std::string> deps;
+    if (n % 10 == 0) deps.push_back("lxc/" + std::to_string(n + 1));  // after the next one
+    rs.push_back(lxc(static_cast<compile::GuestId>(n), {{"memory_mb", n}}, deps));
+  }
+  Observed observed;
+  observed.resources["lxc/999"] = ObservedResource{{{"memory_mb", 1}}, true};
+  auto p = make_plan(rs, observed, {});
+  ASSERT_TRUE(p.has_value());
+  ASSERT_EQ(p->actions.size(), static_cast<std::size_t>(kCount) + 1);
+  std::vector<std::string> expected;
+  for (int n = 1000; n < 1000 + kCount; ++n) {
+    if (n % 10 == 0) continue;  // placed after n + 1
+    expected.push_back("lxc/" + std::to_string(n));
+    if (n % 10 == 1) expected.push_back("lxc/" + std::to_string(n - 1));
+  }
+  expected.push_back("lxc/999");
+  EXPECT_EQ(ids(*p), expected);
+  for (const Action& a : p->actions) {
+    if (a.id == "lxc/999") {
+      EXPECT_EQ(a.kind, ActionKind::kDelete);
+      continue;
+    }
+    EXPECT_EQ(a.kind, ActionKind::kCreate) << a.id;
+    EXPECT_EQ(a.id, "lxc/" + a.name);
+    EXPECT_EQ(a.owner, static_cast<compile::GuestId>(std::stoi(a.name)));
+    const int n = std::stoi(a.name);
+    EXPECT_EQ(a.deps.size(), n % 10 == 0 ? 1u : 0u) << a.id;
+  }
+}
+
 TEST(Plan, NoChangesWhenObservedMatchesSnapshot) {
   std::vector<Resource> rs = estate();
   auto observed = parse_snapshot(make_snapshot(rs));
