@@ -240,7 +240,9 @@ bool tree_matches(const fs::path& dir, const FileTree& files, mode_t bits) {
     fs::file_status st = it->symlink_status(ec);
     if (ec) return false;
     if (fs::is_directory(st)) {
-      if (!dirs.contains(rel)) return false;
+      // A directory with the mode render would give it (0755 less the umask, as mkdir does).
+      const auto mode = static_cast<mode_t>(st.permissions()) & 07777;
+      if (!dirs.contains(rel) || mode != (0755 & ~process_umask())) return false;
     } else if (fs::is_regular_file(st)) {
       if (rel != kTreeMarker && !files.contains(std::string(rel))) return false;
       ++regular;

@@ -208,6 +208,12 @@ TEST(Fs, WriteTreeAtomicThatFailsOnOneOfManyFilesLeavesNothing) {
   EXPECT_TRUE(entries(tmp.path()).empty()) << "the staging directory was left behind";
 }
 
+mode_t test_umask() {
+  mode_t m = ::umask(0);
+  ::umask(m);
+  return m;
+}
+
 TEST(Fs, WriteTreeAtomicLeavesAnIdenticalTreeUntouched) {
   TempDir tmp;
   fs::path out = tmp.path() / "out";
@@ -245,6 +251,8 @@ TEST(Fs, WriteTreeAtomicRewritesATreeThatDiffersInAnyWay) {
       {"a file's mode",
        [](const fs::path& o) { fs::permissions(o / "a.txt", fs::perms::owner_all); }},
       {"a file's bytes", [](const fs::path& o) { std::ofstream(o / "a.txt") << "Z"; }},
+      {"a directory's mode",
+       [](const fs::path& o) { fs::permissions(o / "sub", fs::perms::owner_all); }},
       {"a symbolic link for a file",
        [](const fs::path& o) {
          fs::rename(o / "a.txt", o.parent_path() / "outside");
@@ -264,6 +272,8 @@ TEST(Fs, WriteTreeAtomicRewritesATreeThatDiffersInAnyWay) {
     EXPECT_EQ(fs::symlink_status(out / "a.txt").permissions(),
               fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
                   fs::perms::others_read)
+        << c.what;
+    EXPECT_EQ(static_cast<mode_t>(fs::status(out / "sub").permissions()), 0755 & ~test_umask())
         << c.what;
   }
 }
