@@ -234,6 +234,10 @@ bool tree_matches(const fs::path& dir, const FileTree& files, mode_t bits) {
   const std::size_t prefix = dir.native().size() + 1;
   std::size_t regular = 0;
   std::error_code ec;
+  // The top directory is given 0755 whatever the umask (fchmod); those below, mkdir's mode.
+  if ((static_cast<mode_t>(fs::status(dir, ec).permissions()) & 07777) != 0755 || ec) {
+    return false;
+  }
   for (auto it = fs::recursive_directory_iterator(dir, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     std::string_view rel = std::string_view(it->path().native()).substr(prefix);

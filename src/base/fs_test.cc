@@ -253,6 +253,8 @@ TEST(Fs, WriteTreeAtomicRewritesATreeThatDiffersInAnyWay) {
       {"a file's bytes", [](const fs::path& o) { std::ofstream(o / "a.txt") << "Z"; }},
       {"a directory's mode",
        [](const fs::path& o) { fs::permissions(o / "sub", fs::perms::owner_all); }},
+      {"the top directory's mode",
+       [](const fs::path& o) { fs::permissions(o, fs::perms::owner_all); }},
       {"a symbolic link for a file",
        [](const fs::path& o) {
          fs::rename(o / "a.txt", o.parent_path() / "outside");
@@ -275,6 +277,7 @@ TEST(Fs, WriteTreeAtomicRewritesATreeThatDiffersInAnyWay) {
         << c.what;
     EXPECT_EQ(static_cast<mode_t>(fs::status(out / "sub").permissions()), 0755 & ~test_umask())
         << c.what;
+    EXPECT_EQ(static_cast<mode_t>(fs::status(out).permissions()), 0755u) << c.what;
   }
 }
 
