@@ -69,8 +69,6 @@ struct GuestSpec {
   std::string mac;
 };
 
-// Guest i: VM when i % 3 == 2, else LXC. Guest 0 is the CA, guest 1 Traefik, guest 2 the swarm
-// manager; every other VM is a swarm worker.
 // The disk's part of a render, without Phoenix: the files of `tree` (relative path, content)
 // written below the new directory `dir` with the plainest system calls, one thread: mkdir for
 // each directory, then open, write and close for each file, then one syncfs, as render makes
@@ -101,6 +99,8 @@ double write_plainly(const fs::path& dir,
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Guest i: VM when i % 3 == 2, else LXC. Guest 0 is the CA, guest 1 Traefik, guest 2 the swarm
+// manager; every other VM is a swarm worker.
 std::vector<GuestSpec> plan_guests(int n) {
   std::vector<GuestSpec> gs;
   gs.reserve(n);

@@ -174,13 +174,13 @@ class Loader {
     work();
   }
 
-  // The file's diagnostics join the estate's; returns its parsed root, if any.
   // How many entries `root`'s `key` holds (0 when it is missing or not a list or an object).
   static std::size_t entry_count(const Node* root, std::string_view key) {
     const Node* list = root ? root->find(key) : nullptr;
     return list ? list->size() : 0;
   }
 
+  // The file's diagnostics join the estate's; returns its parsed root, if any.
   const Node* take(ParsedFile& f) {
     diags_.append(f.diags);
     f.diags = {};
