@@ -427,14 +427,7 @@ class Parser {
         fail_here("expected ',' or '}' after object member, found " + describe_here());
       }
     }
-    // After an error the document is not used: the members are dropped with the stack.
-    if (!error_) {
-      auto& members = obj.members();
-      members.reserve(members_.size() - base);
-      std::move(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end(),
-                std::back_inserter(members));
-    }
-    members_.erase(members_.begin() + static_cast<std::ptrdiff_t>(base), members_.end());
+    take_from(members_, base, obj.members());
   }
 
   void parse_array(int depth, Node& arr) {
@@ -477,13 +470,19 @@ class Parser {
         fail_here("expected ',' or ']' after array element, found " + describe_here());
       }
     }
+    take_from(items_, base, arr.items());
+  }
+
+  // Moves the entries of `stack` from `base` on into `out`, which gets exactly their number, and
+  // drops them from the stack. After an error the document is not used: they are only dropped.
+  template <typename T>
+  void take_from(std::vector<T>& stack, std::size_t base, std::vector<T>& out) {
+    const auto first = stack.begin() + static_cast<std::ptrdiff_t>(base);
     if (!error_) {
-      auto& items = arr.items();
-      items.reserve(items_.size() - base);
-      std::move(items_.begin() + static_cast<std::ptrdiff_t>(base), items_.end(),
-                std::back_inserter(items));
+      out.reserve(stack.size() - base);
+      std::move(first, stack.end(), std::back_inserter(out));
     }
-    items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(base), items_.end());
+    stack.erase(first, stack.end());
   }
 
   std::string_view text_;
