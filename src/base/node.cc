@@ -1,5 +1,7 @@
 #include "base/node.h"
 
+#include <utility>
+
 namespace phoenix::base {
 
 void Node::destroy() {
@@ -201,13 +203,7 @@ const Node* Node::find(std::string_view key) const {
   return m ? &m->value : nullptr;
 }
 
-Node* Node::find(std::string_view key) {
-  if (kind_ != Kind::kObject) return nullptr;
-  for (Member& m : s_.members) {
-    if (m.key.size() == key.size() && std::string_view(m.key) == key) return &m.value;
-  }
-  return nullptr;
-}
+Node* Node::find(std::string_view key) { return const_cast<Node*>(std::as_const(*this).find(key)); }
 
 Node& Node::set(std::string key, Node value, SourceLoc key_loc) {
   std::vector<Member>& members = this->members();
