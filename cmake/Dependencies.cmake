@@ -3,6 +3,8 @@
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
+# XXH3-128 content hashes of the estate cache (src/config/load_cache.cc).
+pkg_check_modules(LIBXXHASH REQUIRED IMPORTED_TARGET libxxhash)
 find_package(CLI11 2.1 REQUIRED)
 find_package(fmt 9 REQUIRED)
 find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)

@@ -10,6 +10,8 @@ packages=(
   # libraries (find_package / pkg-config in cmake/Dependencies.cmake)
   nlohmann-json3-dev libyaml-dev libcli11-dev libfmt-dev libssl-dev
   libcurl4-openssl-dev libsqlite3-dev libmimalloc-dev zlib1g-dev
+  # the estate cache's content hashes (XXH3-128; src/config/load_cache.cc)
+  libxxhash-dev
   libgtest-dev libgmock-dev
   # pve-sim's HTTPS server (tools/pve-sim)
   libcpp-httplib-dev

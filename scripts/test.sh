@@ -18,4 +18,7 @@ export PHOENIX_TRAEFIK
 PHOENIX_GUEST_ROOTFS="$(scripts/guest-rootfs.sh)"
 export PHOENIX_GUEST_ROOTFS
 scripts/build.sh ci
+# The estate cache of every phoenix the tests run: in the build directory, not ~/.cache (the
+# CTest tests set it themselves too).
+export PHOENIX_CACHE_DIR="${PHOENIX_CACHE_DIR:-$PWD/build/ci/estate-cache}"
 ctest --preset ci "$@"

@@ -131,21 +131,26 @@ Result<std::string> read_file(const fs::path& path) {
   // as the string grows, and no second read to see the end (configuration files do not change
   // while Phoenix reads them; one that shrank meanwhile ends early, and is read as it is).
   if (S_ISREG(st.st_mode) && st.st_size > 0) {
-    out.resize(static_cast<std::size_t>(st.st_size));
-    std::size_t got = 0;
-    while (got < out.size()) {
-      ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        ::close(fd);
-        return std::unexpected(errno_error("cannot read", path, err));
-      }
-      if (n == 0) break;
-      got += static_cast<std::size_t>(n);
-    }
-    out.resize(got);
+    // Not zeroed first: the read fills it (a large estate reads megabytes, and every fresh page
+    // written twice costs).
+    int err = 0;
+    out.resize_and_overwrite(static_cast<std::size_t>(st.st_size),
+                             [&](char* data, std::size_t size) {
+                               std::size_t got = 0;
+                               while (got < size) {
+                                 ssize_t n = ::read(fd, data + got, size - got);
+                                 if (n < 0 && errno == EINTR) continue;
+                                 if (n < 0) {
+                                   err = errno;
+                                   break;
+                                 }
+                                 if (n == 0) break;
+                                 got += static_cast<std::size_t>(n);
+                               }
+                               return got;
+                             });
     ::close(fd);
+    if (err != 0) return std::unexpected(errno_error("cannot read", path, err));
     return out;
   }
   char buf[65536];

@@ -32,6 +32,8 @@ class SourceManager {
 
   const std::string& path(std::uint32_t file) const;
   const std::string& text(std::uint32_t file) const;
+  // How many files there are; their numbers are 1..size().
+  std::size_t size() const { return files_.size(); }
   // The text of `loc`'s line without its newline; empty when unknown.
   std::string_view line_text(SourceLoc loc) const;
   // "path:line:col", "path" or "" depending on what `loc` knows.

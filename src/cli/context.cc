@@ -3,14 +3,21 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "config/load_cache.h"
 #include "validate/validate.h"
 
 namespace phoenix::cli {
 
 LoadedEstate load_and_validate(const GlobalOptions& g) {
   config::LoadOptions opts{g.config_dir, g.stacks_dir, g.bin_dir};
-  config::DiskTree tree;
-  config::LoadResult r = config::load_estate(opts, tree);
+  config::CacheReport cache;
+  config::LoadResult r = config::load_estate_cached(opts, g.cache_dir, &cache);
+  if (g.verbose > 0) {
+    std::cerr << "estate cache: " << config::to_string(cache.outcome);
+    if (!cache.entry.empty()) std::cerr << " (" << cache.entry << ")";
+    if (!cache.note.empty()) std::cerr << ": " << cache.note;
+    std::cerr << "\n";
+  }
   LoadedEstate out{std::move(r.estate), std::move(r.diags)};
   validate::validate_estate(*out.estate, out.diags);
   return out;

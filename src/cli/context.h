@@ -33,6 +33,8 @@ struct GlobalOptions {
   bool dry_run = false;
   int verbose = 0;
   bool colour = false;  // decided from the terminal and NO_COLOR
+  // The estate cache (config/load_cache.h); empty: none (--no-cache, or PHOENIX_CACHE_DIR="").
+  std::string cache_dir;
 };
 
 struct LoadedEstate {

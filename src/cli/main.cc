@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/heap.h"
+#include "config/load_cache.h"
 #include "config/loader.h"
 
 namespace {
@@ -41,6 +42,11 @@ int run(int argc, char** argv) {
   app.add_option("-j,--jobs", g.jobs, "parallel actions")->check(CLI::Range(1, 256));
   app.add_flag("--dry-run", g.dry_run, "show what would change, change nothing");
   app.add_flag("-v,--verbose", g.verbose, "more detail (repeatable)");
+  g.cache_dir = phoenix::config::default_cache_dir();
+  bool no_cache = false;
+  app.add_flag("--no-cache", no_cache,
+               "load the estate without the estate cache (default: $PHOENIX_CACHE_DIR, else "
+               "~/.cache/phoenix/estates; PHOENIX_CACHE_DIR= turns it off)");
 
   auto* validate = app.add_subcommand("validate", "check the estate and report every problem");
 
@@ -194,6 +200,7 @@ int run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : phoenix::cli::kExitInvalid;
   }
   g.output = output == "json" ? OutputFormat::kJson : OutputFormat::kText;
+  if (no_cache) g.cache_dir.clear();
   g.colour = isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr;
 
   if (*lab) return phoenix::cli::run_lab(g, lab->remaining());

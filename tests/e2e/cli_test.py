@@ -16,9 +16,10 @@ PHOENIX, ESTATE = sys.argv[1], pathlib.Path(sys.argv[2])
 FAILURES = []
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, extra_env=None):
     env = dict(os.environ, NO_COLOR="1")
     env.pop("PHOENIX_CONFIG_DIR", None)
+    env.update(extra_env or {})
     return subprocess.run([PHOENIX, *args], capture_output=True, text=True, timeout=60,
                           cwd=cwd, env=env)
 
@@ -141,6 +142,25 @@ def main():
         check({"from": "lxc/801", "to": "lxc/103"} in graph["edges"]
               and all(n["kind"] in ("lxc", "vm", "stack") for n in graph["nodes"]),
               "graph --output json lists nodes and edges")
+
+        # The estate cache: a first load fills it, the next one takes the estate from it and
+        # prints the same; --no-cache and an empty PHOENIX_CACHE_DIR turn it off.
+        cache = {"PHOENIX_CACHE_DIR": str(tmp / "cache")}
+        plain = run("--no-cache", "-C", etc, "--output", "json", "plan")
+        first = run("-v", "-C", etc, "--output", "json", "plan", extra_env=cache)
+        second = run("-v", "-C", etc, "--output", "json", "plan", extra_env=cache)
+        check(first.stderr.startswith("estate cache: miss (" + str(tmp / "cache") + "/")
+              and second.stderr.startswith("estate cache: hit"),
+              f"the cache misses, then hits: {first.stderr[:200]} / {second.stderr[:200]}")
+        check(plain.stdout == first.stdout == second.stdout and plain.returncode == 0,
+              "plan prints the same with and without the cache")
+        r = run("-v", "--no-cache", "-C", etc, "validate", extra_env=cache)
+        check(r.stderr.startswith("estate cache: off"), f"--no-cache: {r.stderr[:200]}")
+        r = run("-v", "-C", etc, "validate", extra_env={"PHOENIX_CACHE_DIR": ""})
+        check(r.stderr.startswith("estate cache: off"), f"PHOENIX_CACHE_DIR=: {r.stderr[:200]}")
+        entries = list((tmp / "cache").iterdir())
+        check(len(entries) == 1 and entries[0].stat().st_mode & 0o777 == 0o600,
+              f"one entry, mode 0600: {entries}")
 
         # A missing configuration directory is a clear error, not a crash.
         r = run("-C", str(tmp / "nowhere"), "validate")

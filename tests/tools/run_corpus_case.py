@@ -6,6 +6,10 @@ A case directory holds an estate (etc/, and stacks/ and bin/ when needed) and:
   expected.json  optional: the exact `--output json` document
   expected-exit  optional: the exit code, when not 1 (the compatibility cases exit 0)
 Set PHOENIX_UPDATE_CORPUS=1 to rewrite expected.txt.
+
+validate runs three times: without the estate cache, then twice through a cache of its own (the
+first fills it, the second must take its answer from it: `-v` says "estate cache: hit"); all
+three must print the expected text.
 """
 import difflib
 import json
@@ -13,13 +17,14 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 
 def main():
     phoenix, case = sys.argv[1], pathlib.Path(sys.argv[2])
     env = dict(os.environ, NO_COLOR="1")
     env.pop("PHOENIX_CONFIG_DIR", None)
-    run = subprocess.run([phoenix, "-C", "etc", "validate"], cwd=case, env=env,
+    run = subprocess.run([phoenix, "--no-cache", "-C", "etc", "validate"], cwd=case, env=env,
                          capture_output=True, text=True, timeout=60)
     expected_file = case / "expected.txt"
     if os.environ.get("PHOENIX_UPDATE_CORPUS") == "1":
@@ -28,14 +33,30 @@ def main():
     ok = True
     exit_file = case / "expected-exit"
     want_exit = int(exit_file.read_text()) if exit_file.exists() else 1
-    if run.returncode != want_exit:
-        print(f"{case.name}: exit code {run.returncode}, expected {want_exit}", file=sys.stderr)
-        ok = False
-    if run.stderr != expected:
-        print(f"{case.name}: diagnostics differ from expected.txt:", file=sys.stderr)
-        sys.stderr.writelines(difflib.unified_diff(
-            expected.splitlines(True), run.stderr.splitlines(True), "expected", "actual"))
-        ok = False
+    runs = [("without the cache", run)]
+    with tempfile.TemporaryDirectory(prefix="phoenix-corpus-cache.") as cache:
+        cached_env = dict(env, PHOENIX_CACHE_DIR=cache)
+        for what, verbose in (("filling the cache", []), ("from the cache", ["-v"])):
+            r = subprocess.run([phoenix, *verbose, "-C", "etc", "validate"], cwd=case,
+                               env=cached_env, capture_output=True, text=True, timeout=60)
+            if verbose:
+                first, _, rest = r.stderr.partition("\n")
+                if not first.startswith("estate cache: hit"):
+                    print(f"{case.name}: the second cached run did not hit: {first}",
+                          file=sys.stderr)
+                    ok = False
+                r = subprocess.CompletedProcess(r.args, r.returncode, r.stdout, rest)
+            runs.append((what, r))
+    for what, r in runs:
+        if r.returncode != want_exit:
+            print(f"{case.name} ({what}): exit code {r.returncode}, expected {want_exit}",
+                  file=sys.stderr)
+            ok = False
+        if r.stderr != expected:
+            print(f"{case.name} ({what}): diagnostics differ from expected.txt:", file=sys.stderr)
+            sys.stderr.writelines(difflib.unified_diff(
+                expected.splitlines(True), r.stderr.splitlines(True), "expected", "actual"))
+            ok = False
     json_file = case / "expected.json"
     if json_file.exists():
         js = subprocess.run([phoenix, "-C", "etc", "--output", "json", "validate"], cwd=case,
