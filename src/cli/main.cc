@@ -45,8 +45,9 @@ int run(int argc, char** argv) {
   g.cache_dir = phoenix::config::default_cache_dir();
   bool no_cache = false;
   app.add_flag("--no-cache", no_cache,
-               "load the estate without the estate cache (default: $PHOENIX_CACHE_DIR, else "
-               "~/.cache/phoenix/estates; PHOENIX_CACHE_DIR= turns it off)");
+               "load the estate without the estate cache (kept in $PHOENIX_CACHE_DIR, else "
+               "$XDG_CACHE_HOME/phoenix/estates, else ~/.cache/phoenix/estates; "
+               "PHOENIX_CACHE_DIR= turns it off)");
 
   auto* validate = app.add_subcommand("validate", "check the estate and report every problem");
 

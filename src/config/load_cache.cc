@@ -5,12 +5,11 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +24,10 @@
 #include <vector>
 
 #include "config/estate_image.h"
+
+// XXH3_state_t on the stack (its layout is public with this).
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
 
 namespace phoenix::config {
 namespace {
@@ -167,7 +170,9 @@ struct Key {
   LoadOptions options;
 };
 
-void put_u64(std::string& out, std::uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+void put_u64(std::string& out, std::uint64_t v) {
+  out.append(reinterpret_cast<const char*>(&v), 8);
+}
 void put_str(std::string& out, std::string_view s) {
   put_u64(out, s.size());
   out.append(s);
@@ -216,8 +221,15 @@ class In {
   bool ok_ = true;
 };
 
-std::string encode_entry(const Key& key, const std::vector<Question>& questions,
-                         const std::string& image) {
+// An entry as the three parts it is written in: the image is not copied into it.
+struct EntryParts {
+  std::string head;        // up to and with the image's length
+  std::string_view image;  // the image itself
+  std::string tail;        // the checksum of head and image
+};
+
+EntryParts encode_entry(const Key& key, const std::vector<Question>& questions,
+                        std::string_view image) {
   std::string out(kMagic);
   std::uint32_t format = kFormat;
   out.append(reinterpret_cast<const char*>(&format), 4);
@@ -238,11 +250,17 @@ std::string encode_entry(const Key& key, const std::vector<Question>& questions,
     put_u64(out, q.names.size());
     for (const std::string& n : q.names) put_str(out, n);
   }
-  put_str(out, image);
-  Hash128 sum = content_hash(out);
-  put_u64(out, sum.lo);
-  put_u64(out, sum.hi);
-  return out;
+  put_u64(out, image.size());
+  XXH3_state_t state;
+  XXH3_INITSTATE(&state);
+  XXH3_128bits_reset(&state);
+  XXH3_128bits_update(&state, out.data(), out.size());
+  XXH3_128bits_update(&state, image.data(), image.size());
+  XXH128_hash_t sum = XXH3_128bits_digest(&state);
+  EntryParts parts{std::move(out), image, {}};
+  put_u64(parts.tail, sum.low64);
+  put_u64(parts.tail, sum.high64);
+  return parts;
 }
 
 struct Entry {
@@ -327,7 +345,8 @@ class Mapped {
 std::unique_ptr<Mapped> read_entry(const std::string& path, std::string& why) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
-    why = errno == ENOENT ? "no entry yet" : "cannot open the entry: " + std::string(strerror(errno));
+    why =
+        errno == ENOENT ? "no entry yet" : "cannot open the entry: " + std::string(strerror(errno));
     return nullptr;
   }
   struct stat st {};
@@ -338,8 +357,8 @@ std::unique_ptr<Mapped> read_entry(const std::string& path, std::string& why) {
     return nullptr;
   }
   auto size = static_cast<std::size_t>(st.st_size);
-  void* data = size == 0 ? MAP_FAILED
-                         : ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  void* data =
+      size == 0 ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
   ::close(fd);
   if (data == MAP_FAILED) {
     why = "cannot read the entry";
@@ -350,7 +369,7 @@ std::unique_ptr<Mapped> read_entry(const std::string& path, std::string& why) {
 
 // Writes the entry beside its place and renames it there. Not flushed: a cache, whose damage
 // the checksum shows.
-bool write_entry(const std::string& dir, const std::string& path, std::string_view bytes,
+bool write_entry(const std::string& dir, const std::string& path, const EntryParts& parts,
                  std::string& why) {
   std::error_code ec;
   std::filesystem::path parent = std::filesystem::path(dir).parent_path();
@@ -365,14 +384,18 @@ bool write_entry(const std::string& dir, const std::string& path, std::string_vi
     why = "cannot write " + tmp + ": " + strerror(errno);
     return false;
   }
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  bool ok = done == bytes.size() && ::close(fd) == 0;
+  auto write_all = [fd](std::string_view bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+  bool ok = write_all(parts.head) && write_all(parts.image) && write_all(parts.tail);
+  ok = ::close(fd) == 0 && ok;
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
     why = "cannot write " + path + ": " + strerror(errno);
     ::unlink(tmp.c_str());
@@ -518,7 +541,9 @@ LoadResult load_estate_cached(const LoadOptions& options, const std::string& cac
     std::error_code ec;
     key.cwd = std::filesystem::current_path(ec).string();
   }
-  std::string name = key.cwd;
+  // One entry per build and estate: two builds of phoenix used on one estate (an installed one
+  // and a development build) would otherwise overwrite each other's entry on every run.
+  std::string name = key.build + '\0' + key.cwd;
   for (const std::optional<std::string>& part :
        {std::optional<std::string>(options.config_dir), options.stacks_dir, options.bin_dir}) {
     name.push_back('\0');
@@ -559,10 +584,10 @@ LoadResult load_estate_cached(const LoadOptions& options, const std::string& cac
     rep.note += "; not recorded: " + recording.unrecordable();
     return loaded;
   }
-  std::string bytes =
-      encode_entry(key, recording.questions(), encode_estate_image(loaded));
+  const std::string image = encode_estate_image(loaded);
   std::string write_why;
-  if (write_entry(cache_dir, rep.entry, bytes, write_why)) {
+  if (write_entry(cache_dir, rep.entry, encode_entry(key, recording.questions(), image),
+                  write_why)) {
     rep.outcome = CacheOutcome::kMiss;
     prune(cache_dir, rep.entry);
   } else {
