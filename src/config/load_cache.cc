@@ -378,8 +378,20 @@ bool write_entry(const std::string& dir, const std::string& path, const EntryPar
     why = "cannot create " + dir + ": " + strerror(errno);
     return false;
   }
+  // Entries are only written into a directory of this user that no one else may write to.
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    why = "not writing into " + dir + ": not a directory of this user that only it may write";
+    return false;
+  }
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+  int fd = ::open(tmp.c_str(), kCreate, 0600);
+  if (fd < 0 && errno == EEXIST) {  // left by a killed process that had this pid
+    ::unlink(tmp.c_str());
+    fd = ::open(tmp.c_str(), kCreate, 0600);
+  }
   if (fd < 0) {
     why = "cannot write " + tmp + ": " + strerror(errno);
     return false;

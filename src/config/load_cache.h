@@ -14,9 +14,9 @@
 //
 // A cache can only ever make a load faster: a missing, unreadable, corrupt (checksummed),
 // foreign (owned by another user or writable by others) or stale entry is a miss, and a failure
-// to write one is ignored. Entries are written atomically (a temporary file renamed into
-// place), one per estate and build, mode 0600 in a 0700 directory; writing one removes the
-// entries not used for 30 days.
+// to write one is ignored; nothing is written into a directory that is not the user's alone.
+// Entries are written atomically (a temporary file renamed into place), one per estate and build,
+// mode 0600 in a 0700 directory; writing one removes the entries not used for 30 days.
 
 #include <string>
 

@@ -263,6 +263,17 @@ TEST_F(LoadCache, WritingAnEntryRemovesEntriesUnusedForAMonth) {
   EXPECT_LT(fs::file_time_type::clock::now() - fs::last_write_time(entry), std::chrono::hours(1));
 }
 
+TEST_F(LoadCache, NothingIsWrittenIntoADirectoryOthersMayWrite) {
+  LoadOptions o = copy_example();
+  fs::create_directories(cache_);
+  fs::permissions(cache_, fs::perms::owner_all | fs::perms::group_all | fs::perms::others_all);
+  cached(o, CacheOutcome::kMissKept, "only it may write");
+  EXPECT_TRUE(fs::is_empty(cache_));
+  fs::permissions(cache_, fs::perms::owner_all);
+  cached(o, CacheOutcome::kMiss);
+  cached(o, CacheOutcome::kHit);
+}
+
 TEST_F(LoadCache, NoDirectoryIsNoCache) {
   LoadOptions o = copy_example();
   CacheReport report;
