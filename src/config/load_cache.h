@@ -12,7 +12,7 @@
 // content (not by size or time), and a new stack directory, a removed optional file or an edit
 // that keeps the size and the modification time all make a miss.
 //
-// A cache can only ever make a load faster: a missing, unreadable, corrupt (checksummed),
+// A bad entry only ever costs a miss: a missing, unreadable, corrupt (checksummed),
 // foreign (owned by another user or writable by others) or stale entry is a miss, and a failure
 // to write one is ignored; nothing is written into a directory that is not the user's alone.
 // Entries are written atomically (a temporary file renamed into place), one per estate and build,
