@@ -6,6 +6,9 @@
 
 namespace phoenix::base {
 
+// `bytes` as lower-case hex, two digits a byte.
+std::string to_hex(std::string_view bytes);
+
 // Lower-case hex SHA-256 of `data`, as `sha256sum` prints it.
 std::string sha256_hex(std::string_view data);
 // SHA-1, where a protocol wants it (Proxmox's config and firewall digests).

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/hash.h"
 #include "config/estate_image.h"
 
 // XXH3_state_t on the stack (its layout is public with this).
@@ -58,12 +59,7 @@ std::string build_id() {
               if (next > end) break;
               if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
                   std::memcmp(name, "GNU", 4) == 0) {
-                static const char* kHex = "0123456789abcdef";
-                for (std::uint32_t b = 0; b < note->n_descsz; ++b) {
-                  auto c = static_cast<unsigned char>(desc[b]);
-                  found->push_back(kHex[c >> 4]);
-                  found->push_back(kHex[c & 15]);
-                }
+                *found = base::to_hex(std::string_view(desc, note->n_descsz));
                 return 1;
               }
               p = next;
@@ -515,13 +511,6 @@ bool is_relative(const std::optional<std::string>& path) {
   return path && !path->empty() && path->front() != '/';
 }
 
-std::string hex64(std::uint64_t v) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = kHex[v & 15];
-  return out;
-}
-
 }  // namespace
 
 std::string_view to_string(CacheOutcome outcome) {
@@ -562,7 +551,9 @@ LoadResult load_estate_cached(const LoadOptions& options, const std::string& cac
     if (part) name += *part;
     name.push_back(part ? '\1' : '\2');
   }
-  rep.entry = cache_dir + "/" + hex64(XXH3_64bits(name.data(), name.size())) + ".entry";
+  const std::uint64_t h = XXH3_64bits(name.data(), name.size());
+  rep.entry = cache_dir + "/" +
+              base::to_hex(std::string_view(reinterpret_cast<const char*>(&h), 8)) + ".entry";
 
   std::string why;
   if (std::unique_ptr<Mapped> mapped = read_entry(rep.entry, why)) {
